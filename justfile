@@ -1,0 +1,65 @@
+# Task runner. Every user-facing job is a recipe here; each runs its embedded tiny default with no arguments
+# and takes a config file and key=value overrides for real runs:  just math-sft math_qwen/configs/7b.yaml train.max_steps=10
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments := false
+
+python := ".venv/bin/python"
+# CPU=1 pins the CPU torch wheel (constraints-cpu.txt); GPU users run `CPU=0 just setup` and keep their torch.
+cpu := env_var_or_default("CPU", "1")
+
+default:
+    @just --list
+
+# Create .venv and install everything (idempotent: a no-op when pyproject and constraints are unchanged).
+setup:
+    bash .ci/setup-venv.sh {{cpu}}
+
+# Compilers, runtimes and test libraries for the code evaluator (Debian, as root): see README.
+toolchains:
+    bash .ci/install-toolchains.sh
+
+# Run the test suite.
+test *ARGS:
+    {{python}} -m pytest -q {{ARGS}}
+
+# Lint and type-check.
+check:
+    {{python}} -m ruff check .
+    {{python}} -m mypy shared data_recipes code_qwen math_qwen eval
+
+# Build the tiny code pretraining corpus (stdlib source -> filtered, deduplicated, decontaminated shards).
+code-data *ARGS:
+    {{python}} -m data_recipes.pipeline {{ARGS}}
+
+# Build the tiny math SFT data (synthetic arithmetic word problems -> chat JSONL with a held-out split).
+math-data *ARGS:
+    {{python}} -m data_recipes.math_data {{ARGS}}
+
+# Continued pretraining on code (Qwen report section 4.1).
+code-pretrain *ARGS:
+    {{python}} -m code_qwen.pretrain {{ARGS}}
+
+# Multi-stage code SFT (section 4.2).
+code-sft *ARGS:
+    {{python}} -m code_qwen.sft {{ARGS}}
+
+# Resource plan for a config and cluster shape: memory per GPU under each ZeRO stage, micro-batch, days to 90B tokens.
+code-plan *ARGS:
+    {{python}} -m code_qwen.plan {{ARGS}}
+
+# Masked math SFT in ChatML at length 1024 (section 5.1).
+math-sft *ARGS:
+    {{python}} -m math_qwen.sft {{ARGS}}
+
+# Rejection-sampling fine-tuning rounds.
+math-rft *ARGS:
+    {{python}} -m math_qwen.rft {{ARGS}}
+
+# Evaluate the latest code run's export on a small subset (or pass eval.code arguments).
+code-eval *ARGS:
+    {{python}} -m eval.code.latest {{ARGS}}
+
+# Evaluate the latest math run's export on its held-out set (or pass eval.math arguments).
+math-eval *ARGS:
+    {{python}} -m eval.math.latest {{ARGS}}
