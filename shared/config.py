@@ -131,6 +131,8 @@ class ChatDataConfig:
     overlong: str = "truncate"
     # packed (best-fit decreasing bins) or padded (one conversation per row; for comparison).
     packing: str = "packed"
+    # A malformed line or invalid conversation: error (stop, naming file and line) or skip (counted by reason).
+    bad_records: str = "error"
 
     def validate(self) -> None:
         if self.train_on not in {"all", "last"}:
@@ -139,6 +141,8 @@ class ChatDataConfig:
             raise ConfigError("data.overlong must be truncate or skip")
         if self.packing not in {"packed", "padded"}:
             raise ConfigError("data.packing must be packed or padded")
+        if self.bad_records not in {"error", "skip"}:
+            raise ConfigError("data.bad_records must be error or skip")
 
 
 @dataclass
