@@ -1,0 +1,141 @@
+"""`is_equiv(prediction, gold)`: are two final answers (LaTeX allowed) the same answer? Never raises.
+
+Cheapest evidence first: equal strings, equal normalised strings, then shape-aware comparison (tuples,
+intervals, sets, matrices, lists of answers), where each scalar pair is tried as exact rational numbers,
+then as words, and only then with sympy in a worker process that is killed at a hard deadline
+(eval/math/sympy_worker.py). Most answers never reach sympy.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from fractions import Fraction
+from functools import lru_cache
+
+from eval.math.normalize import normalize_answer
+from eval.math.structure import Shape, parse_shape
+from eval.math.sympy_worker import shared_worker
+
+log = logging.getLogger(__name__)
+
+NUMERIC_REL_TOL = 1e-6
+MAX_SYMPY_CHARS = 600  # longer scalars are compared as strings only: no real answer is that long
+_INT = r"[-+]?\d{1,400}"
+_DECIMAL = re.compile(r"[-+]?(?:\d{1,400}(?:\.\d{0,400})?|\.\d{1,400})")
+_FRACTION = re.compile(rf"({_INT})/({_INT})")
+_LATEX_FRACTION = re.compile(rf"(-?)\\frac\{{({_INT})\}}\{{({_INT})\}}")
+_WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
+_SYMBOLIC_HINT = re.compile(r"[a-zA-Z\\^_]")
+
+
+def parse_number(text: str) -> Fraction | None:
+    """Exact value of a plain number: `-12`, `0.25`, `3/4`, `\\frac{3}{4}`, `-\\frac{3}{4}`; else None."""
+    try:
+        if _DECIMAL.fullmatch(text):
+            return Fraction(text)
+        m = _FRACTION.fullmatch(text)
+        if m:
+            return Fraction(int(m.group(1)), int(m.group(2)))
+        m = _LATEX_FRACTION.fullmatch(text)
+        if m:
+            value = Fraction(int(m.group(2)), int(m.group(3)))
+            return -value if m.group(1) else value
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def numbers_close(a: Fraction, b: Fraction) -> bool:
+    if a == b:
+        return True
+    return abs(a - b) <= Fraction(NUMERIC_REL_TOL) * max(abs(a), abs(b))
+
+
+@lru_cache(maxsize=200_000)
+def _sympy_equal(kind: str, a: str, b: str) -> bool:
+    equal, error = shared_worker().compare(kind, a, b)
+    if error and error.startswith(("timeout", "killed")):
+        log.debug("sympy gave up on %r vs %r: %s", a[:80], b[:80], error)
+    return equal
+
+
+def scalars_equal(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if not a or not b:
+        return False
+    na, nb = parse_number(a), parse_number(b)
+    if na is not None and nb is not None:
+        return numbers_close(na, nb)
+    if _WORDS.fullmatch(a) and _WORDS.fullmatch(b) and (len(a) > 1 or len(b) > 1):
+        return a.lower() == b.lower()  # text answers ("even", "Monday"); single letters stay symbols
+    if not (_SYMBOLIC_HINT.search(a) or _SYMBOLIC_HINT.search(b)):
+        if na is None and nb is None and "/" not in a + b and "!" not in a + b:
+            return False  # two differing strings without symbols or arithmetic to evaluate
+    if len(a) > MAX_SYMPY_CHARS or len(b) > MAX_SYMPY_CHARS:
+        return False
+    if a.count("=") == 1 and b.count("=") == 1:
+        return _sympy_equal("equation", a, b)
+    if "=" in a or "=" in b or any(op in a + b for op in ("<", ">", "\\leq", "\\geq", "\\neq")):
+        return False  # relations are equal only when they normalise to the same string
+    return _sympy_equal("expression", a, b)
+
+
+def _flatten(items: tuple[Shape, ...]) -> list[Shape]:
+    out: list[Shape] = []
+    for item in items:
+        out.extend(_flatten(item.items) if item.kind == "list" else [item])
+    return out
+
+
+def _unordered_equal(a: list[Shape], b: list[Shape]) -> bool:
+    if len(a) != len(b):
+        return False
+    unused = list(b)
+    for item in a:
+        match = next((j for j, other in enumerate(unused) if shapes_equal(item, other)), None)
+        if match is None:
+            return False
+        unused.pop(match)
+    return True
+
+
+def shapes_equal(a: Shape, b: Shape) -> bool:
+    if a.kind == "scalar" and b.kind == "scalar":
+        return scalars_equal(a.text, b.text)
+    if a.kind == "matrix" or b.kind == "matrix":
+        if a.kind != b.kind or len(a.rows) != len(b.rows):
+            return False
+        return all(
+            len(ra) == len(rb) and all(map(shapes_equal, ra, rb)) for ra, rb in zip(a.rows, b.rows, strict=True)
+        )
+    if a.kind == "tuple" and b.kind == "tuple":
+        return a.brackets == b.brackets and len(a.items) == len(b.items) and all(map(shapes_equal, a.items, b.items))
+    if {a.kind, b.kind} == {"tuple", "list"}:
+        # "1, 2" for the ordered pair "(1, 2)"; never for an interval with a closed end
+        tup, lst = (a, b) if a.kind == "tuple" else (b, a)
+        return tup.brackets == "()" and len(tup.items) == len(lst.items) and all(map(shapes_equal, tup.items, lst.items))
+    unordered = {"set", "list", "union"}
+    if a.kind in unordered and b.kind in unordered:
+        if "union" in (a.kind, b.kind) and a.kind != b.kind:
+            return False
+        return _unordered_equal(_flatten(a.items), _flatten(b.items))
+    return False
+
+
+def is_equiv(prediction: str | None, gold: str | None) -> bool:
+    """True when prediction and gold are the same final answer. Never raises; bounded time on any input."""
+    try:
+        if prediction is None or gold is None:
+            return False
+        prediction, gold = str(prediction), str(gold)
+        if prediction.strip() == gold.strip():
+            return bool(gold.strip())
+        a, b = normalize_answer(prediction), normalize_answer(gold)
+        if a == b:
+            return bool(a)
+        return shapes_equal(parse_shape(a), parse_shape(b))
+    except Exception:  # a grader bug must cost one sample, never the run
+        log.exception("is_equiv failed on %r vs %r", str(prediction)[:80], str(gold)[:80])
+        return False

@@ -1,0 +1,174 @@
+"""Symbolic comparison with sympy: LaTeX (already normalised) -> sympy, then equal-by-value checks.
+
+Runs inside the grader's worker process only (see eval/math/sympy_worker.py), where a per-call alarm and
+the parent's kill bound the time: nothing here protects itself against huge exponents.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import sympy
+from sympy.parsing.sympy_parser import (
+    convert_xor,
+    implicit_multiplication_application,
+    parse_expr,
+    standard_transformations,
+)
+
+_TRANSFORMS = standard_transformations + (implicit_multiplication_application, convert_xor)
+_LOCALS = {"i": sympy.I, "e": sympy.E, "E": sympy.E, "pi": sympy.pi, "oo": sympy.oo}
+_GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi rho sigma tau upsilon "
+          "phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Phi Psi Omega").split()
+_FUNCTIONS = ("sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh log ln exp").split()
+_SIMPLE = {r"\cdot": "*", r"\times": "*", r"\div": "/", r"\infty": " oo ", r"\pi": " pi ", r"\ln": "log",
+           r"\exp": "exp", r"\lvert": "|", r"\rvert": "|", r"\vert": "|", r"\mid": "|", r"\emptyset": "EmptySet"}
+_SAFE_SOURCE = re.compile(r"[A-Za-z0-9_+\-*/().,!| ]*")
+_REL_TOL = 1e-9
+_POINTS = 5
+
+
+class NotParsable(ValueError):
+    pass
+
+
+def _replace_two_arg(text: str, command: str, template: str) -> str:
+    """`\\frac{a}{b}` -> template.format(a, b), innermost first, braces matched."""
+    from eval.math.extract import matching_brace
+
+    for _ in range(200):
+        pos = text.rfind(command + "{")
+        if pos == -1:
+            return text
+        a_open = pos + len(command)
+        a_close = matching_brace(text, a_open)
+        if a_close == -1 or a_close + 1 >= len(text) or text[a_close + 1] != "{":
+            raise NotParsable(f"{command} without two braced arguments")
+        b_close = matching_brace(text, a_close + 1)
+        if b_close == -1:
+            raise NotParsable(f"unbalanced {command}")
+        a, b = text[a_open + 1 : a_close], text[a_close + 2 : b_close]
+        text = text[:pos] + template.format(a, b) + text[b_close + 1 :]
+    raise NotParsable("too deeply nested")
+
+
+def _replace_sqrt(text: str) -> str:
+    text = re.sub(r"\\sqrt\[([^\[\]]+)\]\{", r"\\root{\1}{", text)
+    text = _replace_two_arg(text, "\\root", "(({1})**(1/({0})))")
+    return text.replace("\\sqrt{", "sqrt{")
+
+
+def _absolute_values(text: str) -> str:
+    """`|x-1|` -> `Abs(x-1)`: bars alternate open/close."""
+    out, opened = [], False
+    for ch in text:
+        if ch == "|":
+            out.append(")" if opened else "Abs(")
+            opened = not opened
+        else:
+            out.append(ch)
+    if opened:
+        raise NotParsable("unbalanced |")
+    return "".join(out)
+
+
+def latex_to_source(text: str) -> str:
+    """Normalised LaTeX -> sympy parser source; raises NotParsable for anything outside the subset."""
+    text = re.sub(r"\\log_\{([^{}]+)\}\s*\{?([^{}]+)\}?|\\log_(\w)\s*\{?([^{}]+)\}?",
+                  lambda m: f"log({m.group(2) or m.group(4)},{m.group(1) or m.group(3)})", text)
+    text = _replace_two_arg(text, "\\frac", "(({0})/({1}))")
+    text = _replace_two_arg(text, "\\binom", "binomial({0},{1})")
+    text = _replace_sqrt(text)
+    for latex, source in _SIMPLE.items():
+        text = text.replace(latex, source)
+    text = re.sub(r"\\(" + "|".join(_GREEK + _FUNCTIONS) + r")(?![a-zA-Z])", r" \1 ", text)
+    text = re.sub(r"\\operatorname\{(\w+)\}", r" \1 ", text)
+    if "\\" in text:
+        raise NotParsable(f"unsupported LaTeX in {text[:60]!r}")
+    text = text.replace("{", "(").replace("}", ")").replace("[", "(").replace("]", ")")
+    text = re.sub(r"_\(([a-zA-Z0-9]+)\)", r"_\1", text)
+    text = _absolute_values(text).replace("^", "**")
+    text = re.sub(r"(\d)\s*\(", r"\1*(", text)
+    if not _SAFE_SOURCE.fullmatch(text) or "__" in text:
+        raise NotParsable(f"unsafe characters in {text[:60]!r}")
+    return text
+
+
+def to_sympy(text: str) -> sympy.Expr:
+    source = latex_to_source(text)
+    try:
+        expr = parse_expr(source, transformations=_TRANSFORMS, local_dict=dict(_LOCALS))
+    except Exception as exc:  # sympy's parser raises anything from SyntaxError to TypeError
+        raise NotParsable(str(exc)) from exc
+    if not isinstance(expr, sympy.Basic):
+        raise NotParsable(f"not an expression: {source!r}")
+    return expr
+
+
+def _numeric(expr: sympy.Expr) -> complex | None:
+    try:
+        value = complex(expr.evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return None if value != value else value  # NaN
+
+
+def _close(x: complex, y: complex) -> bool:
+    return abs(x - y) <= _REL_TOL * max(1.0, abs(x), abs(y))
+
+
+def values_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
+    """Equal as numbers (constants) or as functions of their symbols (random points, then simplify)."""
+    if a == b:
+        return True
+    if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
+        return sympy.simplify(a - b) == 0 if not (a.is_infinite or b.is_infinite) else a == b
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    if not symbols:
+        va, vb = _numeric(a), _numeric(b)
+        return va is not None and vb is not None and _close(va, vb)
+    rng = random.Random(0)
+    agreed = 0
+    for _ in range(_POINTS):
+        point = {s: sympy.Rational(rng.randint(51, 249), 100) for s in symbols}
+        va, vb = _numeric(a.subs(point)), _numeric(b.subs(point))
+        if va is None or vb is None:
+            continue
+        if not _close(va, vb):
+            return False
+        agreed += 1
+    if agreed >= 3:
+        return True
+    return sympy.simplify(a - b) == 0
+
+
+def expressions_equal(a_text: str, b_text: str) -> bool:
+    try:
+        return values_equal(to_sympy(a_text), to_sympy(b_text))
+    except NotParsable:
+        return False
+
+
+def equations_equal(a_text: str, b_text: str) -> bool:
+    """`lhs = rhs` forms are equal when lhs - rhs of one is a nonzero constant multiple of the other's."""
+    try:
+        a_sides = [to_sympy(side) for side in a_text.split("=")]
+        b_sides = [to_sympy(side) for side in b_text.split("=")]
+    except NotParsable:
+        return False
+    if len(a_sides) != 2 or len(b_sides) != 2:
+        return False
+    da, db = a_sides[0] - a_sides[1], b_sides[0] - b_sides[1]
+    if values_equal(da, db) or values_equal(da, -db):
+        return True
+    if db == 0:
+        return False
+    ratio = sympy.simplify(da / db)
+    return bool(ratio.is_number and ratio != 0 and ratio.is_finite)
+
+
+def compare(kind: str, a_text: str, b_text: str) -> bool:
+    if kind == "equation":
+        return equations_equal(a_text, b_text)
+    return expressions_equal(a_text, b_text)
