@@ -1,0 +1,102 @@
+"""Execute many sample programs in parallel: each in its own folder, compiled and run in the sandbox.
+
+Threads are enough for the parallelism: every step is a sandboxed child process, so the GIL is not the
+bottleneck, and the evaluator itself never runs model-written code in its own process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from eval.code.languages import Program
+from eval.code.sandbox import Sandbox, SandboxResult
+
+log = logging.getLogger(__name__)
+
+PASSED, FAILED, TIMEOUT, COMPILE_ERROR, OUTPUT_LIMIT, ENV_ERROR = (
+    "passed", "failed", "timeout", "compile_error", "output_limit", "environment_error")
+
+
+@dataclass
+class Outcome:
+    status: str
+    detail: str = ""  # the tail of the compiler's or the program's stderr, to see why it failed
+    compile_s: float = 0.0
+    run_s: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _tail(text: str, n: int = 400) -> str:
+    return text[-n:].strip()
+
+
+def _failure_status(result: SandboxResult) -> str:
+    if result.timed_out:
+        return TIMEOUT
+    if result.output_limited:
+        return OUTPUT_LIMIT
+    return FAILED
+
+
+def execute_program(program: Program, sandbox: Sandbox, workroot: Path) -> Outcome:
+    """Compile (when the language needs it) and run one program; its folder is removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="s-", dir=workroot))
+    try:
+        for name, text in program.files.items():
+            (workdir / name).write_text(text, encoding="utf-8")
+        compile_s = 0.0
+        if program.compile is not None:
+            step = program.compile
+            result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, writable=step.writable)
+            compile_s = result.wall_s
+            if not result.ok:
+                status = COMPILE_ERROR if not (result.timed_out or result.output_limited) else _failure_status(result)
+                return Outcome(status, _tail(result.stderr or result.stdout), compile_s)
+        token = secrets.token_hex(16)
+        step = program.run
+        result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, stdin=(token + "\n").encode())
+        if program.verdict(result, token):
+            return Outcome(PASSED, "", compile_s, result.wall_s)
+        return Outcome(_failure_status(result), _tail(result.stderr or result.stdout), compile_s, result.wall_s)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def execute_all(builders: Sequence[Callable[[], Program]], *, sandbox: Sandbox | None = None,
+                workers: int | None = None, progress: bool = True, desc: str = "executing") -> list[Outcome]:
+    """Run every program (built lazily in the worker), in order of the input; progress bar with rate and ETA."""
+    sandbox = sandbox or Sandbox()
+    workers = workers or default_workers()
+    workroot = Path(tempfile.mkdtemp(prefix="qs-code-eval-"))
+    started = time.monotonic()
+
+    def one(build: Callable[[], Program]) -> Outcome:
+        return execute_program(build(), sandbox, workroot)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(tqdm(pool.map(one, builders), total=len(builders), desc=desc, disable=not progress,
+                                 unit="sample", mininterval=2.0))
+    finally:
+        shutil.rmtree(workroot, ignore_errors=True)
+    log.info("%s: %d programs in %.1fs with %d workers (%s sandbox)", desc, len(builders),
+             time.monotonic() - started, workers, sandbox.name)
+    return outcomes

@@ -1,0 +1,213 @@
+"""Run one command of model-written code in a sandbox: bubblewrap when it works, process groups otherwise.
+
+bubblewrap (Debian `bubblewrap`) gives, in one step: a read-only view of the root file system, a private
+/tmp, only the sample's folder (and folders the caller names) writable, new PID/network/IPC/UTS/user
+namespaces (`--unshare-all`: no network, and every process the sample starts, daemonised or in its own
+session, dies with the namespace), `--die-with-parent` (killing our process group ends the namespace) and
+`--new-session` (no terminal injection). Resource limits come from setrlimit in the launching process:
+CPU time, address space (where the runtime allows it), file size, core dumps off. Output is read with a
+cap; a sample that floods it is killed. Where bubblewrap is missing or cannot create namespaces, the
+fallback runs the command under `timeout` in its own process group, with the same rlimits and a scrubbed
+environment, and warns once that files and network are not isolated there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 10.0
+    # RLIMIT_AS; None for runtimes that reserve far more address space than they use (JVM, V8, Go),
+    # which get their heap cap from their own flags instead.
+    memory_mb: int | None = 2048
+    file_size_mb: int = 64
+    max_output_bytes: int = 1 << 20
+
+
+@dataclass
+class SandboxResult:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    output_limited: bool
+    wall_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.output_limited
+
+
+def _set_limits(limits: Limits) -> None:
+    """Runs in the child between fork and exec: limits inherited by everything the sample starts."""
+    cpu = int(limits.timeout_s) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    fsize = limits.file_size_mb << 20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.memory_mb is not None:
+        mem = limits.memory_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+
+
+@lru_cache(maxsize=1)
+def bubblewrap_works() -> bool:
+    """True when bwrap exists and can create the namespaces we ask for (user namespaces may be disabled)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False
+    probe = [bwrap, *_bwrap_base_args(), "--", "/bin/true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _bwrap_base_args() -> list[str]:
+    return ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
+
+
+_warned = False
+
+
+def _warn_fallback_once() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning(
+            "sandbox: bubblewrap is unavailable or cannot create namespaces here; running samples in their own "
+            "process group under `timeout` with rlimits only. Files outside the sample's folder and the network "
+            "are NOT isolated and daemonised children may outlive a sample. Install Debian's `bubblewrap`."
+        )
+
+
+class Sandbox:
+    """Runs commands in a sample folder. mode: "auto" (bwrap if it works), "bwrap", or "none" (fallback)."""
+
+    def __init__(self, mode: str = "auto"):
+        if mode not in ("auto", "bwrap", "none"):
+            raise ValueError(f"sandbox mode must be auto, bwrap or none, not {mode!r}")
+        if mode == "bwrap" and not bubblewrap_works():
+            raise RuntimeError("sandbox mode 'bwrap' requested but bubblewrap is missing or cannot run here")
+        self.uses_bwrap = mode == "bwrap" or (mode == "auto" and bubblewrap_works())
+        if not self.uses_bwrap:
+            _warn_fallback_once()
+
+    @property
+    def name(self) -> str:
+        return "bubblewrap" if self.uses_bwrap else "process-group (no bubblewrap)"
+
+    def command(self, argv: Sequence[str], workdir: Path, env: Mapping[str, str],
+                writable: Sequence[Path] = (), hidden: Sequence[Path] = ()) -> list[str]:
+        if not self.uses_bwrap:
+            return ["timeout", "-s", "KILL", "3600", *argv]  # `timeout` stands between us and the sample
+        args = ["bwrap", *_bwrap_base_args()]
+        for path in hidden:
+            args += ["--tmpfs", str(path)]
+        for path in (workdir, *writable):
+            args += ["--bind", str(path), str(path)]
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        return [*args, "--chdir", str(workdir), "--", *argv]
+
+    def run(self, argv: Sequence[str], workdir: Path, *, limits: Limits, stdin: bytes = b"",
+            env: Mapping[str, str] | None = None, writable: Sequence[Path] = (),
+            hidden: Sequence[Path] = ()) -> SandboxResult:
+        workdir = Path(workdir).resolve()
+        argv = [_resolve(argv[0]), *argv[1:]]
+        full_env = {"PATH": SAFE_PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir),
+                    **(env or {})}
+        cmd = self.command(argv, workdir, full_env, writable, hidden)
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=lambda: _set_limits(limits),
+        )
+        out, err, timed_out, limited = _communicate(proc, stdin, start + limits.timeout_s, limits.max_output_bytes)
+        _kill_group(proc)
+        return SandboxResult(
+            returncode=None if timed_out or limited else proc.returncode,
+            stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"),
+            timed_out=timed_out, output_limited=limited, wall_s=time.monotonic() - start,
+        )
+
+
+def _resolve(program: str) -> str:
+    """Absolute path of a command from the evaluator's PATH (the sandbox's PATH is a short, safe one)."""
+    if "/" in program:
+        return program
+    return shutil.which(program) or program
+
+
+def _communicate(proc: subprocess.Popen, stdin: bytes, deadline: float, cap: int) -> tuple[bytes, bytes, bool, bool]:
+    """Feed stdin, read both pipes up to `cap` bytes in total, stop at the deadline."""
+    assert proc.stdin and proc.stdout and proc.stderr
+    try:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    sel = selectors.DefaultSelector()
+    for stream in (proc.stdout, proc.stderr):
+        os.set_blocking(stream.fileno(), False)
+        sel.register(stream, selectors.EVENT_READ)
+    timed_out = limited = False
+    exited_at: float | None = None
+    while sel.get_map():
+        now = time.monotonic()
+        if now >= deadline:
+            timed_out = proc.poll() is None
+            break
+        if exited_at is None and proc.poll() is not None:
+            exited_at = now
+        if exited_at is not None and now - exited_at > 0.5:
+            break  # only a leftover child (fallback mode) still holds the pipes open
+        for key, _ in sel.select(timeout=min(0.1, deadline - now)):
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                sel.unregister(key.fileobj)
+                continue
+            buffers[key.fd] += chunk
+            if sum(len(b) for b in buffers.values()) > cap:
+                limited = True
+                break
+        if limited:
+            break
+    sel.close()
+    if not timed_out and not limited:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()]), timed_out, limited
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the whole process group (with bwrap this also ends the PID namespace and all inside it)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()

@@ -1,0 +1,131 @@
+"""Find the six languages' toolchains and prepare what their tests need offline, once, in a cache folder.
+
+Cache folder: $QS_CODE_EVAL_CACHE or ~/.cache/qwen_specialists/code-eval. In it:
+  rust-deps/   the crates the HumanEvalPack Rust tests import (rand, regex, md5), built once from Debian's
+               crate sources (/usr/share/cargo/registry) used as a local cargo registry; samples then link
+               them with plain `rustc --extern`, so no sample ever runs cargo.
+  go-build/    Go's build cache (testify and the standard library compile once, not per sample).
+  node/        node_modules with js-md5 (JavaScript/162), installed by .ci/install-toolchains.sh.
+A missing toolchain is an EnvironmentProblem for that language, never a failed sample.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+GO_PATH = Path("/usr/share/gocode")  # Debian's golang-github-stretchr-testify-dev lives here
+DEBIAN_CRATES = Path("/usr/share/cargo/registry")
+RUST_CRATES = {"rand": '"0.8"', "regex": '{ version = "1", default-features = false, features = ["std", "unicode"] }',
+               "md5": '"0.7"'}
+
+
+class EnvironmentProblem(RuntimeError):
+    """A toolchain or library that a language's tests need is missing: not the sample's fault."""
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("QS_CODE_EVAL_CACHE", Path.home() / ".cache" / "qwen_specialists" / "code-eval"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextmanager
+def _locked(name: str):
+    """Serialise one-time preparation across processes (parallel test workers, two evaluations at once)."""
+    with open(cache_root() / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def require(*commands: str) -> dict[str, str]:
+    found = {c: shutil.which(c) for c in commands}
+    missing = [c for c, p in found.items() if p is None]
+    if missing:
+        raise EnvironmentProblem(f"missing {', '.join(missing)} (run .ci/install-toolchains.sh as root)")
+    return {c: str(p) for c, p in found.items()}
+
+
+@lru_cache(maxsize=1)
+def go_env() -> dict[str, str]:
+    require("go")
+    if not (GO_PATH / "src/github.com/stretchr/testify/assert").is_dir():
+        raise EnvironmentProblem("Go tests import testify: apt-get install golang-github-stretchr-testify-dev")
+    cache = cache_root() / "go-build"
+    cache.mkdir(exist_ok=True)
+    return {"GOPATH": str(GO_PATH), "GO111MODULE": "off", "GOCACHE": str(cache), "CGO_ENABLED": "0",
+            "GOFLAGS": "", "GOTOOLCHAIN": "local"}
+
+
+@lru_cache(maxsize=1)
+def node_path() -> str:
+    require("node")
+    dirs = [cache_root() / "node" / "node_modules"]
+    if os.environ.get("NODE_PATH"):
+        dirs += [Path(p) for p in os.environ["NODE_PATH"].split(os.pathsep) if p]
+    return os.pathsep.join(str(d) for d in dirs if d.is_dir())
+
+
+def js_md5_available() -> bool:
+    return any((Path(d) / "js-md5").is_dir() for d in node_path().split(os.pathsep) if d)
+
+
+@lru_cache(maxsize=1)
+def rust_externs() -> list[str]:
+    """rustc arguments that link the prebuilt rand/regex/md5 (built once from Debian's crate sources)."""
+    require("rustc", "cargo")
+    out = cache_root() / "rust-deps"
+    with _locked("rust-deps"):
+        deps = out / "target" / "debug" / "deps"
+        if not _rlibs(deps):
+            _build_rust_deps(out)
+        rlibs = _rlibs(deps)
+    if set(rlibs) != set(RUST_CRATES):
+        raise EnvironmentProblem(f"Rust crates not built: missing {sorted(set(RUST_CRATES) - set(rlibs))}")
+    args = ["-L", f"dependency={deps}"]
+    for crate, path in sorted(rlibs.items()):
+        args += ["--extern", f"{crate}={path}"]
+    return args
+
+
+@lru_cache(maxsize=1)
+def rustc_binary() -> str:
+    """The real rustc, not rustup's proxy (the proxy looks for ~/.rustup, and HOME is the sample's folder)."""
+    require("rustc")
+    sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip()
+    real = Path(sysroot) / "bin" / "rustc"
+    return str(real) if real.is_file() else str(shutil.which("rustc"))
+
+
+def _rlibs(deps: Path) -> dict[str, Path]:
+    if not deps.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for crate in RUST_CRATES:
+        matches = sorted(deps.glob(f"lib{crate}-*.rlib"))
+        if matches:
+            found[crate] = matches[-1]
+    return found
+
+
+def _build_rust_deps(out: Path) -> None:
+    if not DEBIAN_CRATES.is_dir():
+        raise EnvironmentProblem("Rust tests import rand/regex/md5: apt-get install librust-rand-dev "
+                                 "librust-regex-dev librust-md5-dev")
+    (out / "src").mkdir(parents=True, exist_ok=True)
+    (out / ".cargo").mkdir(exist_ok=True)
+    deps = "\n".join(f"{name} = {spec}" for name, spec in RUST_CRATES.items())
+    (out / "Cargo.toml").write_text(
+        f'[package]\nname = "qs_deps"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{deps}\n')
+    (out / "src" / "lib.rs").write_text("")
+    # Debian's crate sources as a directory registry: the way Debian builds Rust offline.
+    (out / ".cargo" / "config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "debian"\n\n[source.debian]\ndirectory = "{DEBIAN_CRATES}"\n')
+    proc = subprocess.run(["cargo", "build", "--offline", "-q"], cwd=out, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"building Rust test crates failed: {proc.stderr.strip()[-500:]}")
