@@ -8,7 +8,10 @@ Memory model (bf16 weights, fp32 master weights and Adam states, DeepSpeed ZeRO 
   copy of the gradient partition that DeepSpeed's mixed-precision optimisers build for the fp32 step (4 B; in
   ZeRO-3 only one `sub_group_size` chunk at a time). ZeRO-1 shards master, Adam and fp32 gradients, ZeRO-2 also
   the bf16 gradients, ZeRO-3 also the bf16 weights, and then holds the gathered weights and gradients of the
-  largest module (4 B per parameter, the figure DeepSpeed's own estimator uses).
+  largest module (4 B per parameter, the figure DeepSpeed's own estimator uses). ZeRO-2 totals equal
+  DeepSpeed's `estimate_zero2_model_states_mem_needs`; ZeRO-3 totals exceed `estimate_zero3_model_states_mem_needs`
+  by exactly 2 B/param/GPU, the persistent bf16 gradient partition (stage3.py `grad_partitions_flat_buffer`) that
+  its 18 B/param formula leaves out.
 - activations: the tensors autograd keeps for backward in a Hugging Face Qwen2-style model with flash attention
   (itemised in `layer_saved_bytes_per_token`), plus the loss's transient logits. Activation checkpointing keeps
   each layer's input and recomputes one layer at a time during backward.
