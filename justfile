@@ -63,3 +63,18 @@ code-eval *ARGS:
 # Evaluate the latest math run's export on its held-out set (or pass eval.math arguments).
 math-eval *ARGS:
     {{python}} -m eval.math.latest {{ARGS}}
+
+# Figures (PNG) and a Markdown table of every run's evaluations and loss curves: just report [runs_dir] [--out reports/]
+[positional-arguments]
+report *ARGS:
+    {{python}} -m eval.report "$@"
+
+# Evaluate each finished checkpoint of a run exactly once (safe with several watchers): just watch <run-dir> [--once]
+[positional-arguments]
+watch *ARGS:
+    {{python}} -m eval.watch "$@"
+
+# Render and submit a multi-node sbatch job: just slurm <recipe> [config] [overrides] [--nodes N --gpus-per-node G] [--dry-run]
+[positional-arguments]
+slurm *ARGS:
+    {{python}} -m shared.slurm "$@"
