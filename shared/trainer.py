@@ -1,0 +1,338 @@
+"""The training loop: one DeepSpeed engine for CPU and GPU, exact resume, HF export, metrics.
+
+A recipe is a few lines:
+
+    from shared.config import parse_cli
+    from shared.data import sft_dataset
+    from shared.modeling import load_tokenizer
+    from shared.trainer import Trainer
+
+    cfg = parse_cli(MathSFTConfig, argv, DEFAULT_YAML)          # a RunConfig subclass with a `data` field
+    tok = load_tokenizer(cfg.model)
+    data = sft_dataset(cfg.data.train_files, tok, cfg.data, cfg.train.seq_len)
+    run = Trainer(cfg, recipe="math-sft", dataset=data, tokenizer=tok,
+                  init_from=None,                                # or stage k's export/ for SFT stage k+1
+                  on_checkpoint=[my_eval])                       # my_eval(step, hf_dir, ckpt_dir), main rank
+    result = run.train()   # {"step", "loss", "tokens", "run_dir", "export_dir", ...}
+
+Pretraining: `dataset=pretrain_dataset(shard_dir, cfg.train.seq_len, tok.eos_token_id)`.
+
+The run folder is runs_dir/<recipe>/<run_name>/: config.yaml (saved at start), data_report.json, metrics.jsonl,
+tensorboard/, checkpoints/step-N/ (see shared/checkpoint.py; `hf/` inside is loadable by from_pretrained), and
+export/ at the end. Re-running the same command resumes from the newest complete checkpoint (init_from is then
+ignored: the weights come from the checkpoint). `run.eval_dir(bench, step)` is where in-training evaluations go.
+
+Loss: sum of token cross-entropy over the whole optimizer step's targets (all micro-batches, all ranks) divided
+by their count, so gradient accumulation and data parallelism equal one big batch. DeepSpeed divides by the
+number of accumulation steps (we pass scale_wrt_gas=False) and averages gradients over ranks (we multiply by
+the world size), which this compensates exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shared import checkpoint as ckpt
+from shared.config import RunConfig, save_config, to_dict
+from shared.data import ResumableSampler, RowDataset, SamplerLayout, real_tokens
+from shared.distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_distributed
+from shared.loss import token_loss_sum
+from shared.metrics import MetricsLog, flops_per_token, peak_flops, truncate_jsonl
+from shared.modeling import load_model, load_tokenizer, pick_dtype
+from shared.packing import collate_rows
+from shared.schedules import build_scheduler
+
+log = logging.getLogger(__name__)
+
+CheckpointHook = Callable[[int, Path, Path], None]
+
+
+def build_ds_config(cfg: RunConfig, world_size: int, dtype: torch.dtype) -> dict[str, Any]:
+    """The DeepSpeed config our TrainConfig means. No `scheduler` or `optimizer` block: ours are passed in."""
+    t = cfg.train
+    return {
+        "train_micro_batch_size_per_gpu": t.micro_batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "train_batch_size": t.micro_batch_size * t.grad_accum * world_size,
+        "gradient_clipping": t.optimizer.grad_clip,
+        "zero_optimization": {"stage": t.zero_stage},
+        "bf16": {"enabled": dtype == torch.bfloat16},
+        "fp16": {"enabled": dtype == torch.float16},
+        # A torch AdamW object is what runs on CPU and GPU alike; DeepSpeed must accept it under ZeRO.
+        "zero_allow_untested_optimizer": True,
+        "zero_force_ds_cpu_optimizer": False,
+        "steps_per_print": 1 << 30,
+        "wall_clock_breakdown": False,
+    }
+
+
+def build_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """AdamW over trainable parameters; no weight decay on biases and norms (1-D tensors)."""
+    o = cfg.train.optimizer
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in params if p.ndim >= 2]
+    no_decay = [p for n, p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+
+
+def freeze_parameters(model: torch.nn.Module, patterns: Sequence[str]) -> list[str]:
+    frozen = []
+    for name, p in model.named_parameters():
+        if any(s in name for s in patterns):
+            p.requires_grad_(False)
+            frozen.append(name)
+    if patterns and not frozen:
+        raise ValueError(f"train.freeze={list(patterns)} matches no parameter")
+    return frozen
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        *,
+        recipe: str,
+        dataset: RowDataset,
+        model: torch.nn.Module | None = None,
+        tokenizer=None,
+        init_from: str | Path | None = None,
+        on_checkpoint: Sequence[CheckpointHook] = (),
+        log_sample_ids: bool = False,
+    ):
+        self.cfg = cfg
+        self.recipe = recipe
+        self.dataset = dataset
+        self.model = model
+        self.tokenizer = tokenizer
+        self.init_from = Path(init_from) if init_from else None
+        self.on_checkpoint = list(on_checkpoint)
+        self.log_sample_ids = log_sample_ids
+        self.run_dir = Path(cfg.runs_dir) / recipe / cfg.run_name
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.export_dir = self.run_dir / "export"
+        self.engine = None
+        self.step = 0
+        self.tokens = 0  # cumulative real (non-pad) tokens trained, all ranks
+        self.window: dict[str, float] = {}
+        self.last_record: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def eval_dir(self, bench: str, step: int) -> Path:
+        return self.run_dir / "eval" / bench / f"step-{step}"
+
+    def _setup(self) -> None:
+        self.dist: DistInfo = init_distributed()
+        t = self.cfg.train
+        seed_everything(t.seed)
+        if self.dist.is_main:
+            save_config(self.cfg, self.run_dir / "config.yaml")
+            self._write_data_report()
+        if self.tokenizer is None:
+            self.tokenizer = load_tokenizer(self.cfg.model)
+        # Rank 0 decides which checkpoint to resume from (a shared filesystem is assumed under several ranks).
+        found = ckpt.complete_checkpoints(self.ckpt_root) if self.dist.is_main else None
+        found = broadcast_object(found)
+        self.dtype = pick_dtype(t.precision, self.dist.device)
+        if self.model is None:
+            self.model = self._load_model(found[0][1] / "hf" if found else self.init_from)
+        self.model.to(self.dist.device)
+        self.frozen = freeze_parameters(self.model, t.freeze)
+        self.flops_per_token = flops_per_token(self.model, t.seq_len)
+        optimizer = build_optimizer(self.model, self.cfg)
+        scheduler = build_scheduler(optimizer, t.schedule, t.max_steps)
+        import deepspeed
+
+        self.engine, _, _, self.scheduler = deepspeed.initialize(
+            model=self.model,
+            optimizer=optimizer,
+            lr_scheduler=scheduler,
+            config=build_ds_config(self.cfg, self.dist.world_size, self.dtype),
+            dist_init_required=False,
+        )
+        layout = SamplerLayout(t.micro_batch_size, t.grad_accum, self.dist.world_size)
+        self.sampler = ResumableSampler(len(self.dataset), t.seed, layout, self.dist.rank)
+        if found:
+            self._resume()
+        self.metrics = MetricsLog(self.run_dir, self.dist.is_main, t.max_steps, resume_step=self.step)
+        if self.log_sample_ids:
+            truncate_jsonl(self._samples_log(), self.step)
+
+    def _load_model(self, source: Path | None) -> torch.nn.Module:
+        mcfg = self.cfg.model if source is None else dataclasses.replace(self.cfg.model, name_or_path=str(source))
+        return load_model(mcfg, self.tokenizer, self.cfg.train.precision, self.dist.device, seed=self.cfg.train.seed)
+
+    def _write_data_report(self) -> None:
+        report = getattr(self.dataset, "report", None)
+        if report is None:
+            return
+        data = report.to_dict() if hasattr(report, "to_dict") else report
+        (self.run_dir / "data_report.json").write_text(json.dumps(data, indent=2))
+
+    def _resume(self) -> None:
+        loaded = ckpt.load_latest(self.ckpt_root, self.engine, self.dist.rank)
+        if loaded is None:
+            log.warning("no checkpoint in %s could be loaded: starting from scratch", self.ckpt_root)
+            return
+        self.step, state = loaded
+        self.tokens = state["tokens"]
+        self.window = state["window"]
+        self.sampler.load_state_dict(state["data"])
+        ckpt.set_rng_state(state["rng"])
+        if self.dist.is_main:
+            log.info("resumed at step %d (%d samples consumed)", self.step, self.sampler.consumed)
+
+    # ------------------------------------------------------------------ one optimizer step
+
+    def _train_step(self) -> dict[str, float]:
+        micro = self.sampler.next_step()
+        batches = []
+        n_real = 0
+        for indices in micro:
+            rows = [self.dataset[i] for i in indices]
+            n_real += sum(real_tokens(r, self.tokenizer.pad_token_id) for r in rows)
+            batches.append(collate_rows(rows, self.tokenizer.pad_token_id))
+        if self.log_sample_ids:
+            self._log_samples(micro)
+        local_targets = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+        n_targets = all_reduce_sum(local_targets, self.dist.device)
+        scale = self.dist.world_size / max(n_targets, 1.0)
+        lr = self.scheduler.get_last_lr()[0]
+        loss_sum = 0.0
+        grad_norm = None
+        for k, batch in enumerate(batches):
+            batch = {key: v.to(self.dist.device) for key, v in batch.items()}
+            loss, _ = token_loss_sum(self.engine, batch)
+            self.engine.backward(loss * scale, scale_wrt_gas=False)
+            if k == len(batches) - 1 and self.cfg.train.zero_stage == 0:
+                grad_norm = self._stage0_grad_norm()
+            self.engine.step()
+            loss_sum += float(loss.detach())
+        ds_norm = self.engine.get_global_grad_norm()
+        if ds_norm is not None:
+            grad_norm = float(ds_norm)
+        return {
+            "loss_sum": all_reduce_sum(loss_sum, self.dist.device),
+            "targets": n_targets,
+            "real_tokens": all_reduce_sum(n_real, self.dist.device),
+            "lr": lr,
+            "grad_norm": grad_norm if grad_norm is not None else float("nan"),
+        }
+
+    def _stage0_grad_norm(self) -> float | None:
+        """Gradients are all-reduced at the boundary backward; DeepSpeed's stage-0 fp32 path does not record it."""
+        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+        if not grads:
+            return None
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
+
+    def _samples_log(self) -> Path:
+        return self.run_dir / f"samples-rank{self.dist.rank}.jsonl"
+
+    def _log_samples(self, micro: list[list[int]]) -> None:
+        with open(self._samples_log(), "a") as f:
+            f.write(json.dumps({"step": self.step + 1, "indices": micro}) + "\n")
+
+    # ------------------------------------------------------------------ logging and checkpoints
+
+    def _accumulate(self, out: dict[str, float], seconds: float) -> None:
+        w = self.window
+        for key in ("loss_sum", "targets", "real_tokens"):
+            w[key] = w.get(key, 0.0) + out[key]
+        w["seconds"] = w.get("seconds", 0.0) + seconds
+        w["steps"] = w.get("steps", 0) + 1
+        self.tokens += int(out["real_tokens"])
+
+    def _log(self, out: dict[str, float]) -> None:
+        w = self.window
+        tps = w["real_tokens"] / w["seconds"] if w["seconds"] > 0 else 0.0
+        record = {
+            "step": self.step,
+            "loss": w["loss_sum"] / max(w["targets"], 1.0),
+            "lr": out["lr"],
+            "tokens": self.tokens,
+            "tokens_per_s": tps,
+            "grad_norm": out["grad_norm"],
+            "epoch": self.sampler.epoch,
+            "target_tokens": int(w["targets"]),
+        }
+        if self.flops_per_token > 0:
+            record["mfu"] = tps * self.flops_per_token / (peak_flops(self.dist.device) * self.dist.world_size)
+        self.metrics.write(record)
+        self.last_record = record
+        self.window = {}
+
+    def _checkpoint(self) -> Path:
+        state = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "window": self.window,
+            "data": self.sampler.state_dict(),
+            "config": to_dict(self.cfg),
+        }
+        t = self.cfg.train
+        path = ckpt.save_checkpoint(self.ckpt_root, self.step, self.engine, self.tokenizer, state, self.dist.rank, t.keep_last)
+        if self.dist.is_main:
+            for hook in self.on_checkpoint:
+                hook(self.step, path / "hf", path)
+        barrier()
+        return path
+
+    def _export(self) -> None:
+        tmp = self.run_dir / ".export.tmp"
+        if self.dist.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        barrier()
+        ckpt.export_hf(self.engine, tmp, self.tokenizer, is_main=self.dist.is_main)
+        if self.dist.is_main:
+            if self.export_dir.exists():
+                shutil.rmtree(self.export_dir)
+            tmp.rename(self.export_dir)
+            log.info("exported %s", self.export_dir)
+        barrier()
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self) -> dict[str, Any]:
+        self._setup()
+        t = self.cfg.train
+        last_saved = self.step
+        if self.dist.is_main and self.step < t.max_steps:
+            log.info("training %s/%s: steps %d..%d, world size %d, ZeRO-%d, %s",
+                     self.recipe, self.cfg.run_name, self.step + 1, t.max_steps, self.dist.world_size,
+                     t.zero_stage, self.dtype)
+        self.engine.train()
+        while self.step < t.max_steps:
+            t0 = time.perf_counter()
+            out = self._train_step()
+            self.step += 1
+            self._accumulate(out, time.perf_counter() - t0)
+            if self.step % t.log_every == 0 or self.step == t.max_steps:
+                self._log(out)
+            if self.step % t.save_every == 0 or self.step == t.max_steps:
+                self._checkpoint()
+                last_saved = self.step
+        if last_saved != self.step:
+            self._checkpoint()
+        self._export()
+        self.metrics.close()
+        return {**self.last_record, "step": self.step, "tokens": self.tokens,
+                "run_dir": str(self.run_dir), "export_dir": str(self.export_dir)}
