@@ -34,6 +34,7 @@ class Outcome:
     detail: str = ""  # the tail of the compiler's or the program's stderr, to see why it failed
     compile_s: float = 0.0
     run_s: float = 0.0
+    files: dict[str, bytes] | None = None  # the program's `collect` files, when it passed
 
     @property
     def passed(self) -> bool:
@@ -74,10 +75,19 @@ def execute_program(program: Program, sandbox: Sandbox, workroot: Path) -> Outco
         step = program.run
         result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, stdin=(token + "\n").encode())
         if program.verdict(result, token):
-            return Outcome(PASSED, "", compile_s, result.wall_s)
+            return Outcome(PASSED, "", compile_s, result.wall_s, _collect(program, workdir))
         return Outcome(_failure_status(result), _tail(result.stderr or result.stdout), compile_s, result.wall_s)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _collect(program: Program, workdir: Path) -> dict[str, bytes]:
+    files = {}
+    for name in program.collect:
+        path = workdir / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= program.collect_max_bytes:
+            files[name] = path.read_bytes()
+    return files
 
 
 def execute_all(builders: Sequence[Callable[[], Program]], *, sandbox: Sandbox | None = None,

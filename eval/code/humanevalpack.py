@@ -39,7 +39,7 @@ def evaluate_humanevalpack(problems: dict[str, dict], samples: list[dict], *, la
                         samples[i]["completion"]) for i in runnable]
     outcomes = executor.execute_all(builders, sandbox=sandbox, workers=workers, progress=progress,
                                     desc="humanevalpack")
-    by_index = dict(zip(runnable, outcomes))
+    by_index = dict(zip(runnable, outcomes, strict=True))
     results = []
     for i, s in enumerate(samples):
         lang = langs[s["task_id"]]

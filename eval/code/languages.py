@@ -38,6 +38,8 @@ class Program:
     compile: Step | None = None
     # (run result, token) -> did the tests run to completion and succeed?
     verdict: Callable[[SandboxResult, str], bool] = lambda r, token: token_is_last_line(r, token)
+    collect: tuple[str, ...] = ()  # files the parent reads back after a successful run
+    collect_max_bytes: int = 256 << 20
 
 
 @dataclass(frozen=True)

@@ -102,12 +102,13 @@ def _warn_fallback_once() -> None:
 class Sandbox:
     """Runs commands in a sample folder. mode: "auto" (bwrap if it works), "bwrap", or "none" (fallback)."""
 
-    def __init__(self, mode: str = "auto"):
+    def __init__(self, mode: str = "auto", hidden: Sequence[Path] = ()):
         if mode not in ("auto", "bwrap", "none"):
             raise ValueError(f"sandbox mode must be auto, bwrap or none, not {mode!r}")
         if mode == "bwrap" and not bubblewrap_works():
             raise RuntimeError("sandbox mode 'bwrap' requested but bubblewrap is missing or cannot run here")
         self.uses_bwrap = mode == "bwrap" or (mode == "auto" and bubblewrap_works())
+        self.hidden = [Path(p) for p in hidden]  # folders samples must not read (expected outputs)
         if not self.uses_bwrap:
             _warn_fallback_once()
 
@@ -135,7 +136,7 @@ class Sandbox:
         argv = [_resolve(argv[0]), *argv[1:]]
         full_env = {"PATH": SAFE_PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir),
                     **(env or {})}
-        cmd = self.command(argv, workdir, full_env, writable, hidden)
+        cmd = self.command(argv, workdir, full_env, writable, [*self.hidden, *hidden])
         start = time.monotonic()
         proc = subprocess.Popen(
             cmd, cwd=workdir, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
