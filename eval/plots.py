@@ -145,7 +145,7 @@ def comparison_figure(results: pd.DataFrame, reference: pd.DataFrame | None = No
         mine = latest[(latest["recipe"] == recipe) & (latest["run"] == run)]
         values = [mine[(mine["benchmark"] == b) & (mine["language"] == lang) & (mine["metric"] == m)]["value"]
                   for b, lang, m in keys]
-        heights = [float(v.iloc[0]) if len(v) else 0.0 for v in values]
+        heights = [float(v.iloc[0]) if len(v) else math.nan for v in values]  # no bar where not evaluated
         ax.bar([k + i * width for k in range(len(keys))], heights, width, label=run_label(recipe, run))
     if reference is not None and keys:
         for k, key in enumerate(keys):
@@ -156,8 +156,8 @@ def comparison_figure(results: pd.DataFrame, reference: pd.DataFrame | None = No
                           linestyles="--", linewidth=0.8)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], [key_title(k) for k in keys],
                   rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("latest score (dashed: best Qwen report model)")
-    ax.set_title("runs compared at their latest evaluated step")
+    ax.set_ylabel("latest score")
+    ax.set_title("runs at their latest evaluated step (dashed: best Qwen report model)", fontsize=10)
     if not keys:
         ax.text(0.5, 0.5, "no evaluations yet", ha="center", va="center", transform=ax.transAxes)
     else:
