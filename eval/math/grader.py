@@ -13,13 +13,13 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from eval.math.normalize import normalize_answer
+from eval.math.normalize import MAX_ANSWER_CHARS, normalize_answer
 from eval.math.structure import Shape, parse_shape
 from eval.math.sympy_worker import shared_worker
 
 log = logging.getLogger(__name__)
 
-NUMERIC_REL_TOL = 1e-6
+NUMERIC_REL_TOL = 1e-8  # decimals that are the exact value to 8 digits; integers compare exactly
 MAX_SYMPY_CHARS = 600  # longer scalars are compared as strings only: no real answer is that long
 _INT = r"[-+]?\d{1,400}"
 _DECIMAL = re.compile(r"[-+]?(?:\d{1,400}(?:\.\d{0,400})?|\.\d{1,400})")
@@ -49,6 +49,8 @@ def parse_number(text: str) -> Fraction | None:
 def numbers_close(a: Fraction, b: Fraction) -> bool:
     if a == b:
         return True
+    if a.denominator == 1 and b.denominator == 1:
+        return False  # counts and integer answers: off by one is wrong however large they are
     return abs(a - b) <= Fraction(NUMERIC_REL_TOL) * max(abs(a), abs(b))
 
 
@@ -132,6 +134,8 @@ def is_equiv(prediction: str | None, gold: str | None) -> bool:
         prediction, gold = str(prediction), str(gold)
         if prediction.strip() == gold.strip():
             return bool(gold.strip())
+        if max(len(prediction), len(gold)) > MAX_ANSWER_CHARS:
+            return False  # runaway output: only an exact match (above) counts
         a, b = normalize_answer(prediction), normalize_answer(gold)
         if a == b:
             return bool(a)

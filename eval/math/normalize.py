@@ -38,6 +38,8 @@ _TEXT_COMMANDS = ("text", "textbf", "textit", "textrm", "textsf", "mbox", "mathr
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
 _UNIT_WORDS = re.compile(r"^([-+]?[\d.,/]+(?:\\sqrt\{\d+\}|\\pi)?)\s*([a-zA-Z][a-zA-Z ]*[a-zA-Z])(\^[23])?$")
+_MIXED_NUMBER = re.compile(r"(-?)(\d{1,50})\\frac\{(\d{1,50})\}\{(\d{1,50})\}")
+_BASE_SUBSCRIPT = re.compile(r"([0-9A-Z]{1,200})_\{?(\d{1,2})\}?")
 _VAR_PREFIX = re.compile(r"^\s*\\?[a-zA-Z]+(?:_\{?[a-zA-Z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?![=<>])")
 
 
@@ -91,9 +93,11 @@ def _drop_trailing_text_units(text: str) -> str:
 def _brace_short_arguments(text: str) -> str:
     """`\\frac34` -> `\\frac{3}{4}`, `\\sqrt3` -> `\\sqrt{3}`, `\\frac{1}2` -> `\\frac{1}{2}`."""
     text = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", text)
-    text = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}", text)
-    text = re.sub(r"\\frac\s*([0-9a-zA-Z])\s*\{", r"\\frac{\1}{", text)
-    text = re.sub(r"\\frac\s*(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}", text)
+    # one digit, letter or argument-free symbol command (\\frac\\pi4); never a partial command name
+    token = r"([0-9a-zA-Z]|\\(?:pi|alpha|beta|gamma|theta|phi|infty)(?![a-zA-Z]))"
+    text = re.sub(rf"\\frac\s*{token}\s*{token}", r"\\frac{\1}{\2}", text)
+    text = re.sub(rf"\\frac\s*{token}\s*\{{", r"\\frac{\1}{", text)
+    text = re.sub(rf"\\frac\s*(\{{[^{{}}]*\}})\s*{token}", r"\\frac\1{\2}", text)
     text = re.sub(r"\^\{(-?[0-9a-zA-Z])\}", r"^\1", text)
     return re.sub(r"_\{([0-9a-zA-Z])\}", r"_\1", text)
 
@@ -117,6 +121,15 @@ def _canonical_number(text: str) -> str:
     if body.startswith("."):
         body = "0" + body
     return "0" if body == "0" else sign + body
+
+
+def _mixed_number(text: str) -> str:
+    """`1\\frac{4}{5}` -> `\\frac{9}{5}`: a whole answer written as a mixed number is a sum, not a product."""
+    m = _MIXED_NUMBER.fullmatch(text)
+    if not m or int(m.group(4)) == 0:
+        return text
+    whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
+    return f"{m.group(1)}\\frac{{{whole * den + num}}}{{{den}}}"
 
 
 def strip_variable_prefix(text: str) -> str:
@@ -156,6 +169,10 @@ def normalize_answer(answer: str) -> str:
     text = re.sub(r"\s*\^\s*2$", "", text) if unit_match and unit_match.group(3) else text
     text = _collapse_spaces(text)
     text = _brace_short_arguments(text)
+    text = _mixed_number(text)
+    base = _BASE_SUBSCRIPT.fullmatch(text)
+    if base:  # "52_8": the base is given by the question; the digits are the answer
+        text = base.group(1)
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
     if re.fullmatch(r"\(([A-Ea-e])\)", text):  # multiple-choice "(C)" -> "C"

@@ -74,7 +74,7 @@ def _scalar(text: str) -> Shape:
 
 def parse_shape(text: str, depth: int = 0) -> Shape:
     """Shape of a normalised answer (see normalize.normalize_answer)."""
-    text = text.strip()
+    text = strip_variable_prefix(text.strip())
     if depth > 20 or not text:
         return Shape("scalar", text=text)
     matrix = _MATRIX.match(text)

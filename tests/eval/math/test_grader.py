@@ -1,0 +1,89 @@
+"""is_equiv on the hand-checked table, symmetry, bounded time on hostile input, threads and processes."""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+
+from eval.math.grader import is_equiv
+from tests.eval.math.equivalence_table import CASES
+
+# A hard bound, not a benchmark: the issue requires every call to return within 5 s on any input.
+CALL_LIMIT_S = 5.0
+
+
+def test_table_is_large_and_balanced():
+    assert len(CASES) >= 150
+    verdicts = [expected for _, _, expected, _ in CASES]
+    assert sum(verdicts) >= 50 and len(verdicts) - sum(verdicts) >= 50
+
+
+@pytest.mark.parametrize(("prediction", "gold", "expected", "form"), CASES, ids=[c[3] for c in CASES])
+def test_hand_checked_pair(prediction, gold, expected, form):
+    assert is_equiv(prediction, gold) is expected
+
+
+def test_verdicts_are_symmetric():
+    asymmetric = [(p, g) for p, g, _, _ in CASES if is_equiv(p, g) != is_equiv(g, p)]
+    assert asymmetric == []
+
+
+PATHOLOGICAL = [
+    ("2^{10^{10^{10}}}", "1"),
+    ("10^{10^{10}}+1", "10^{10^{10}}"),
+    ("(" * 3000 + "1" + ")" * 3000, "1"),
+    ("{" * 3000 + "x" + "}" * 3000, "x"),
+    ("\\frac{" * 500 + "1" + "}{2}" * 500, "\\frac{1}{2}"),
+    ("\\sqrt{" * 400 + "2" + "}" * 400, "2"),
+    ("9" * 100_000, "9" * 100_000 + "1"),
+    ("1e999999999", "1"),
+    ("x^{" * 200 + "2" + "}" * 200, "x"),
+    ("\\frac{}{", "\\left("),
+    ("\\begin{pmatrix}" + "1&" * 2000 + "\\end{pmatrix}", "1"),
+    ("$" * 1000 + "\\" * 1000, "\\}"),
+    ("1 " + "a " * 3000 + "!", "1"),
+    ("((x+1)^{200}-1)^{50}", "(x+1)^{10000}"),
+]
+
+
+@pytest.mark.parametrize(("prediction", "gold"), PATHOLOGICAL, ids=range(len(PATHOLOGICAL)))
+def test_pathological_input_returns_false_in_bounded_time(prediction, gold):
+    start = time.monotonic()
+    result = is_equiv(prediction, gold)
+    assert time.monotonic() - start < CALL_LIMIT_S
+    assert result is False
+
+
+def test_never_raises_on_garbage():
+    rng = random.Random(7)
+    alphabet = list("0123456789+-*/^_{}()[]\\$%,.=|!&xyi ") + ["\\frac", "\\sqrt", "\\left", "\\boxed{", "\\text{"]
+    for _ in range(300):
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        b = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert isinstance(is_equiv(a, b), bool)
+    assert is_equiv(None, "1") is False
+    assert is_equiv(12, "12") is True  # non-strings are compared as their text
+
+
+SYMBOLIC = [(p, g, e) for p, g, e, _ in CASES if "\\" in p + g or "^" in p + g][:40]
+
+
+def test_threads_share_the_worker_safely():
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        verdicts = list(pool.map(lambda case: is_equiv(case[0], case[1]), SYMBOLIC))
+    assert verdicts == [expected for _, _, expected in SYMBOLIC]
+
+
+def _grade(case: tuple[str, str, bool]) -> bool:
+    return is_equiv(case[0], case[1])
+
+
+def test_process_pool_workers_get_their_own_worker():
+    is_equiv("x^2-1", "(x-1)(x+1)")  # start this process's worker before forking
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        verdicts = list(pool.map(_grade, SYMBOLIC[:12]))
+    assert verdicts == [expected for _, _, expected in SYMBOLIC[:12]]
+    assert is_equiv("x^2-1", "(x-1)(x+1)") is True  # the parent's worker still answers
