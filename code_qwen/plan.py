@@ -13,7 +13,9 @@ Memory model (bf16 weights, fp32 master weights and Adam states, DeepSpeed ZeRO 
   by exactly 2 B/param/GPU, the persistent bf16 gradient partition (stage3.py `grad_partitions_flat_buffer`) that
   its 18 B/param formula leaves out.
 - activations: the tensors autograd keeps for backward in a Hugging Face Qwen2-style model with flash attention
-  (itemised in `layer_saved_bytes_per_token`), plus the loss's transient logits. Activation checkpointing keeps
+  (itemised in `layer_saved_bytes_per_token`), plus the loss's transient logits buffers (HF upcasts the logits
+  to fp32 for the loss: with a 152k vocabulary these are ~12 GiB per 8192-token sequence, the largest single
+  item for Qwen-7B). Activation checkpointing keeps
   each layer's input and recomputes one layer at a time during backward.
 - the fp32 gradient copy exists only in the optimiser step, the activations only in forward/backward: a
   micro-batch fits when the larger of the two phases fits in GPU memory minus `--reserved-gb`.
@@ -109,14 +111,21 @@ def saved_activation_bytes(arch: ModelArch, seq_len: int, micro_batch: int, chec
     return per_token * seq_len * micro_batch
 
 
+def loss_transient_bytes_per_token(arch: ModelArch) -> float:
+    """Beyond the saved fp32 log-softmax: the bf16 logits held by the model output (2V) and, in the backward of
+    log-softmax, the fp32 gradient arriving from the loss plus the fp32 gradient it produces (4V + 4V). The forward
+    peak (bf16 logits + their fp32 upcast + log-softmax) is smaller by 4V."""
+    return 10 * arch.vocab_size
+
+
 def peak_activation_bytes(arch: ModelArch, seq_len: int, micro_batch: int, checkpointing: bool) -> float:
-    """Saved activations plus the loss's transient bf16 logits and their fp32 upcast (2V + 4V per token), plus,
-    with checkpointing, the one layer being recomputed in backward."""
+    """Saved activations plus the larger transient: the loss's logits buffers at the start of backward, or, with
+    checkpointing, the one layer being recomputed later in backward (the logits buffers are gone by then)."""
     tokens = seq_len * micro_batch
-    transient = 6 * arch.vocab_size * tokens
+    transient = loss_transient_bytes_per_token(arch)
     if checkpointing:
-        transient += layer_saved_bytes_per_token(arch) * tokens
-    return saved_activation_bytes(arch, seq_len, micro_batch, checkpointing) + transient
+        transient = max(transient, layer_saved_bytes_per_token(arch))
+    return saved_activation_bytes(arch, seq_len, micro_batch, checkpointing) + transient * tokens
 
 
 # ----------------------------------------------------------------------------- fitting and time
@@ -167,15 +176,20 @@ class PlanRequest:
 
 
 def choose_setup(arch: ModelArch, req: PlanRequest) -> tuple[int, bool, int]:
-    """(ZeRO stage, checkpointing, micro-batch): the configured values where given, else the cheapest that fits
-    (no recomputation before a higher stage's extra communication, then the lowest stage)."""
+    """(ZeRO stage, checkpointing, micro-batch): the configured values where given, else the cheapest that fits.
+    Recomputation costs a third more compute on every token, so it comes last. ZeRO 0-2 move the same bytes per
+    step (all-reduce = reduce-scatter + all-gather), so among them the largest micro-batch wins; ZeRO-3 adds a
+    weight all-gather in backward (1.5x the traffic) and is used only when 0-2 do not fit."""
     stages = [req.zero_stage] if req.zero_stage is not None else [0, 1, 2, 3]
     ckpts = [req.gradient_checkpointing] if req.gradient_checkpointing is not None else [False, True]
+    need = req.micro_batch_size or 1
     for ckpt in ckpts:
-        for stage in stages:
-            fits = largest_micro_batch(arch, req.seq_len, stage, ckpt, req.cluster)
-            if fits >= (req.micro_batch_size or 1):
-                return stage, ckpt, req.micro_batch_size or fits
+        for group in ([s for s in stages if s < 3], [s for s in stages if s == 3]):
+            fits = {s: largest_micro_batch(arch, req.seq_len, s, ckpt, req.cluster) for s in group}
+            fitting = [s for s in group if fits[s] >= need]
+            if fitting:
+                best = max(fitting, key=lambda s: (fits[s], -s))
+                return best, ckpt, req.micro_batch_size or fits[best]
     return stages[-1], ckpts[-1], 0
 
 
@@ -244,13 +258,18 @@ def render(plan: dict[str, Any]) -> str:
             f"{r['largest_micro_batch']:>6}"
         )
     lines += [
+        "fp32grad: fp32 gradient partition built for the optimiser step; z3buf: ZeRO-3 gathered weights+grads of the",
+        "largest module; act/seq: activation peak of one sequence; peak@1: GPU peak at micro-batch 1 incl. reserve;",
+        "max mb: largest micro-batch that fits (0: none).",
         "",
         f"chosen: ZeRO-{ch['zero_stage']}, activation checkpointing {'on' if ch['checkpointing'] else 'off'}, "
         f"micro-batch {ch['micro_batch_size']} x grad_accum {ch['grad_accum']} x {c['n_gpus']} GPUs",
         f"tokens per step: {ch['tokens_per_step']:,}"
         + (f"  -> {ch['steps_to_target']:,} steps to {plan['target_tokens']:.3g} tokens" if ch["steps_to_target"] else
            "  (nothing fits: add GPUs, memory, or shorten seq_len)"),
-        f"days to {plan['target_tokens']:.3g} tokens at MFU {c['mfu']:g}: {plan['days_to_target']:.1f}",
+        f"days to {plan['target_tokens']:.3g} tokens at MFU {c['mfu']:g}: {plan['days_to_target']:.1f}"
+        + (" (model FLOPs; checkpointing recomputes the forward, so the GPUs must reach"
+           f" {c['mfu'] * 4 / 3:.2f} hardware FLOPs utilisation)" if ch["checkpointing"] else ""),
     ]
     return "\n".join(lines)
 
