@@ -123,6 +123,27 @@ class BenchmarkConfig:
     fields: list[str] = field(default_factory=list)
 
 
+def standard_benchmarks() -> list[BenchmarkConfig]:
+    """The evaluation sets of the Qwen report: HumanEval, MBPP, HumanEvalPack (6 languages), GSM8K, MATH.
+
+    Paths follow the layout of the project's evaluation-data folder; hub names are the public datasets.
+    Math sets contribute their questions only: GSM8K solutions are mostly calculator annotations such as
+    `2 * 6 = <<2*6=12>>12` (14 tokens), which any arithmetic text with the same numbers would "match".
+    """
+    pack = [("python", "python"), ("javascript", "js"), ("java", "java"), ("go", "go"), ("cpp", "cpp"),
+            ("rust", "rust")]  # fmt: skip
+    code = ["prompt", "canonical_solution"]
+    return [
+        BenchmarkConfig("humaneval", "humaneval/HumanEval.jsonl.gz", "openai/openai_humaneval", None, "test", code),
+        BenchmarkConfig("mbpp", "mbpp/mbpp.jsonl", "google-research-datasets/mbpp", "full", "test", ["text", "code"]),
+        *[BenchmarkConfig(f"humanevalpack-{lang}", f"humanevalpack/{lang}.jsonl", "bigcode/humanevalpack", cfg,
+                          "test", code) for lang, cfg in pack],
+        BenchmarkConfig("gsm8k-test", "gsm8k/test.jsonl", "openai/gsm8k", "main", "test", ["question"]),
+        BenchmarkConfig("math-test", "math/test5000.jsonl", "EleutherAI/hendrycks_math", None, "test",
+                        ["problem"]),
+    ]  # fmt: skip
+
+
 @dataclass
 class DecontaminationConfig:
     enabled: bool = True
@@ -132,7 +153,7 @@ class DecontaminationConfig:
     allow_hub: bool = True
     # Fail when a benchmark cannot be loaded (paper runs) instead of recording it as missing (tiny runs).
     require_all: bool = False
-    benchmarks: list[BenchmarkConfig] = field(default_factory=list)
+    benchmarks: list[BenchmarkConfig] = field(default_factory=standard_benchmarks)
 
 
 @dataclass
