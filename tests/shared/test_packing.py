@@ -12,6 +12,7 @@ from shared.loss import token_loss_sum
 from shared.modeling import load_model, load_tokenizer
 from shared.packing import (
     best_fit_decreasing,
+    minimum_slack_bins,
     collate_rows,
     pack_conversations,
     pack_documents,
@@ -106,16 +107,25 @@ def test_positions_restart_at_every_start():
     assert positions_from_starts(7, [0, 3, 4]).tolist() == [0, 1, 2, 0, 0, 1, 2]
 
 
-def test_best_fit_decreasing_is_tight_and_complete():
+@pytest.mark.parametrize("pack", [best_fit_decreasing, minimum_slack_bins])
+def test_bin_packers_are_complete_and_within_capacity(pack):
     rng = np.random.default_rng(0)
     lengths = rng.integers(20, 400, size=500).tolist()
-    bins = best_fit_decreasing(lengths, 1024)
+    bins = pack(lengths, 1024)
     assert sorted(i for b in bins for i in b) == list(range(500))
     assert all(sum(lengths[i] for i in b) <= 1024 for b in bins)
     lower_bound = -(-sum(lengths) // 1024)
-    assert len(bins) <= lower_bound + 1
+    assert len(bins) <= lower_bound + 2
+    assert pack(lengths, 1024) == bins  # deterministic
     with pytest.raises(ValueError, match="more than the row length"):
-        best_fit_decreasing([2000], 1024)
+        pack([2000], 1024)
+
+
+def test_minimum_slack_fills_gaps_that_best_fit_leaves():
+    # 5+3+2 and 4+4+2 fill two bins of 10 exactly; best-fit decreasing puts 5 with a 4 and needs three.
+    lengths = [5, 4, 4, 3, 2, 2]
+    assert len(minimum_slack_bins(lengths, 10)) == 2
+    assert len(best_fit_decreasing(lengths, 10)) == 3
 
 
 def test_row_target_counts():
