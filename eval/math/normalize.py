@@ -38,7 +38,9 @@ _TEXT_COMMANDS = ("text", "textbf", "textit", "textrm", "textsf", "mbox", "mathr
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
 _UNIT_WORDS = re.compile(r"^([-+]?[\d.,/]+(?:\\sqrt\{\d+\}|\\pi)?)\s*([a-zA-Z][a-zA-Z ]*[a-zA-Z])(\^[23])?$")
-_MIXED_NUMBER = re.compile(r"(-?)(\d{1,50})\\frac\{(\d{1,50})\}\{(\d{1,50})\}")
+# A whole number written right before a numeric fraction is a mixed number ("1\\frac{4}{5}" = 9/5), unless the
+# digits belong to something else (an exponent, a subscript, a decimal, a name).
+_MIXED_NUMBER = re.compile(r"(?<![\^_\w}.])(\d{1,50})\\frac\{(\d{1,50})\}\{(\d{1,50})\}")
 _BASE_SUBSCRIPT = re.compile(r"([0-9A-Z]{1,200})_\{?(\d{1,2})\}?")
 _VAR_PREFIX = re.compile(r"^\s*\\?[a-zA-Z]+(?:_\{?[a-zA-Z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?![=<>])")
 
@@ -124,12 +126,13 @@ def _canonical_number(text: str) -> str:
 
 
 def _mixed_number(text: str) -> str:
-    """`1\\frac{4}{5}` -> `\\frac{9}{5}`: a whole answer written as a mixed number is a sum, not a product."""
-    m = _MIXED_NUMBER.fullmatch(text)
-    if not m or int(m.group(4)) == 0:
-        return text
-    whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
-    return f"{m.group(1)}\\frac{{{whole * den + num}}}{{{den}}}"
+    """`1\\frac{4}{5}` -> `\\frac{9}{5}`: a mixed number is a sum, not a product."""
+
+    def improper(m: re.Match[str]) -> str:
+        whole, num, den = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        return m.group(0) if den == 0 else f"\\frac{{{whole * den + num}}}{{{den}}}"
+
+    return _MIXED_NUMBER.sub(improper, text)
 
 
 def strip_variable_prefix(text: str) -> str:

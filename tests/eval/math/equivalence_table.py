@@ -62,6 +62,8 @@ CASES: list[tuple[str, str, bool, str]] = [
     (r"1\frac{4}{5}", r"\frac{9}{5}", True, "mixed number"),
     (r"137 \frac{1}{2}", r"137.5", True, "mixed number with space"),
     (r"1\frac{4}{5}", r"\frac{4}{5}", False, "mixed number is not a product"),
+    (r"1\frac{4}{5}+1", r"\frac{14}{5}", True, "mixed number inside a sum"),
+    (r"x^2\frac{1}{2}", r"\frac{x^2}{2}", True, "exponent digit before a fraction is not a mixed number"),
     (r"\dfrac{17}{50}", r"\frac{17}{50}", True, "\\dfrac"),
     (r"\tfrac{17}{50}", r"0.34", True, "\\tfrac vs decimal"),
     (r"\frac{270}7\text{ degrees}", r"\frac{270}{7}", True, "short fraction with text unit"),
