@@ -31,6 +31,7 @@ def load_reference(path: str | Path = REFERENCE_FILE) -> pd.DataFrame:
     frame = pd.DataFrame(data["entries"])
     frame["language"] = frame["language"].fillna("").astype(str)
     frame["value"] = frame.pop("percent").astype(float) / 100.0
+    frame["n_problems"] = frame["benchmark"].map(data.get("full_set_sizes", {})).astype("Int64")
     return frame
 
 
@@ -59,14 +60,25 @@ def grid(n_panels: int, ncols: int = 3, size: tuple[float, float] = (4.6, 3.4)) 
     return fig, flat[:n_panels]
 
 
-def draw_reference(ax, key: Key, reference: pd.DataFrame | None) -> float:
-    """Horizontal lines for the report's models on the same benchmark, language and metric (same scale:
-    fractions of problems solved). Returns the highest line drawn (0 when none)."""
+def comparable_reference(reference: pd.DataFrame | None, key: Key, sizes: set[int]) -> tuple[pd.DataFrame, str]:
+    """The report's rows on the same benchmark, language and metric, kept only when the runs were evaluated
+    on the report's full test set (same scale); else none, and a note saying why."""
     if reference is None or reference.empty:
-        return 0.0
+        return pd.DataFrame(columns=["model", "table", "value", "n_problems"]), ""
     benchmark, language, metric = key
     same = reference[(reference["benchmark"] == benchmark) & (reference["language"] == language)
                      & (reference["metric"] == metric)]
+    full = same["n_problems"].dropna().unique()
+    if len(same) and len(full) and sizes - {int(full[0])}:
+        return same.iloc[0:0], f"n={'/'.join(map(str, sorted(sizes)))}, report n={int(full[0])}: no report lines"
+    return same, ""
+
+
+def draw_reference(ax, key: Key, reference: pd.DataFrame | None, sizes: set[int]) -> float:
+    """Dashed lines for the report's comparable numbers; returns the highest line drawn (0 when none)."""
+    same, note = comparable_reference(reference, key, sizes)
+    if note:
+        ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", fontsize=7, color="0.4")
     for i, ref in enumerate(same.itertuples(index=False)):
         ax.axhline(ref.value, linestyle="--", linewidth=0.9, color=f"C{(i + 5) % 10}", alpha=0.7,
                    label=f"{ref.model} (report T{ref.table})")
@@ -84,7 +96,8 @@ def draw_score_panel(ax, results: pd.DataFrame, key: Key, x: str, reference: pd.
         top = max(top, float(curve["value"].max()))
     if rows.empty:
         ax.text(0.5, 0.5, f"no {x} for these evaluations", ha="center", va="center", transform=ax.transAxes)
-    top = max(top, draw_reference(ax, key, reference))
+    sizes = {int(n) for n in rows["n_problems"].dropna()} if "n_problems" in rows else set()
+    top = max(top, draw_reference(ax, key, reference, sizes))
     ax.set_ylim(0.0, min(1.0, max(top * 1.15, 0.05)))
     ax.set_title(key_title(key))
     ax.set_xlabel(X_LABELS.get(x, x))
@@ -149,8 +162,9 @@ def comparison_figure(results: pd.DataFrame, reference: pd.DataFrame | None = No
         ax.bar([k + i * width for k in range(len(keys))], heights, width, label=run_label(recipe, run))
     if reference is not None and keys:
         for k, key in enumerate(keys):
-            same = reference[(reference["benchmark"] == key[0]) & (reference["language"] == key[1])
-                             & (reference["metric"] == key[2])]
+            mine = latest[(latest["benchmark"] == key[0]) & (latest["language"] == key[1])
+                          & (latest["metric"] == key[2])]
+            same, _ = comparable_reference(reference, key, {int(n) for n in mine["n_problems"].dropna()})
             if not same.empty:
                 ax.hlines(same["value"].max(), k - width / 2, k + 0.8 - width / 2, colors="k",
                           linestyles="--", linewidth=0.8)

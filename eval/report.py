@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eval.plots import latest_scores, load_reference, write_figures
+from eval.plots import comparable_reference, latest_scores, load_reference, write_figures
 from eval.results import load_metrics, scan_results
 
 
@@ -39,20 +39,22 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def reference_text(reference: pd.DataFrame, benchmark: str, language: str, metric: str) -> str:
-    same = reference[(reference["benchmark"] == benchmark) & (reference["language"] == language)
-                     & (reference["metric"] == metric)]
-    return ", ".join(f"{r.model} {r.value:.3f}" for r in same.itertuples(index=False)) or "-"
+def reference_text(reference: pd.DataFrame, key: tuple[str, str, str], n_problems: object) -> str:
+    sizes = set() if pd.isna(n_problems) else {int(n_problems)}  # type: ignore[call-overload]
+    same, note = comparable_reference(reference, key, sizes)
+    return note or ", ".join(f"{r.model} {r.value:.3f}" for r in same.itertuples(index=False)) or "-"
 
 
 def scores_section(results: pd.DataFrame, reference: pd.DataFrame) -> str:
     latest = latest_scores(results)
     if latest.empty:
         return "No evaluations found yet (no `eval/<benchmark>/step-<N>/summary.json` under the runs)."
-    header = ["recipe", "run", "benchmark", "language", "metric", "step", "tokens", "latest", "best",
+    header = ["recipe", "run", "benchmark", "language", "metric", "step", "tokens", "latest", "best", "problems",
               "Qwen report (fraction)"]
     rows = [[r.recipe, r.run, r.benchmark, r.language or "-", r.metric, int(r.step), count(r.tokens), r.value, r.best,
-             reference_text(reference, r.benchmark, r.language, r.metric)] for r in latest.itertuples()]
+             None if pd.isna(r.n_problems) else int(r.n_problems),
+             reference_text(reference, (r.benchmark, r.language, r.metric), r.n_problems)]
+            for r in latest.itertuples()]
     return markdown_table(header, rows)
 
 

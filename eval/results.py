@@ -25,9 +25,10 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["run", "recipe", "step", "tokens", "benchmark", "language", "metric", "value"]
+# n_problems extends the contract's columns: a score is comparable with the report's only on the full set.
+RESULT_COLUMNS = ["run", "recipe", "step", "tokens", "benchmark", "language", "metric", "value", "n_problems"]
 METRIC_COLUMNS = ["run", "recipe", "step", "loss", "lr", "tokens", "tokens_per_s"]
-STEP_DIR = re.compile(r"^step-(\d+)$")
+STEP_DIR = re.compile(r"^step-(\d+|final)$")  # eval.math.latest writes step-final for a run without metrics
 # Summary keys that are scores (fractions in [0, 1]); everything else in a summary is bookkeeping.
 SCORE_KEY = re.compile(r"^(accuracy|pass@\d+|pass@\d+_(base|plus)|(base|plus)_pass@\d+)$")
 # One spelling per language, the evaluator's `--language` one (DESIGN.md).
@@ -134,6 +135,7 @@ class ResultsScan:
         frame["step"] = frame["step"].astype("int64")
         frame["tokens"] = frame["tokens"].astype(float)
         frame["value"] = frame["value"].astype(float)
+        frame["n_problems"] = frame["n_problems"].astype("Int64")
         return frame.sort_values(["recipe", "run", "benchmark", "language", "metric", "step"], ignore_index=True)
 
 
@@ -178,16 +180,20 @@ def scan_run(run_dir: Path, scan: ResultsScan) -> None:
             if not (step_dir / "summary.json").exists():
                 scan.skipped["step folder without summary.json"] += 1
                 continue
-            found.append((step_dir / "summary.json", bench_dir.name, int(match.group(1))))
+            step = None if match.group(1) == "final" else int(match.group(1))
+            found.append((step_dir / "summary.json", bench_dir.name, step))
     for path, folder, step in found:
         summary = read_summary(path)
         step = step if step is not None else summary.get("step", last_step)
         if step is None:
-            scan.skipped["eval/summary.json of a run with no step (no metrics.jsonl)"] += 1
+            scan.skipped["final evaluation of a run with no step (no metrics.jsonl)"] += 1
             continue
-        benchmark, language = split_benchmark(folder, summary)
+        # The root eval/summary.json is the run's own held-out set, whatever benchmark grader scored it.
+        labelled = {**summary, "benchmark": "heldout"} if folder == "heldout" else summary
+        benchmark, language = split_benchmark(folder, labelled)
         base = {"run": run_dir.name, "recipe": run_dir.parent.name, "step": int(step),
-                "tokens": tokens_at(metrics, int(step)), "benchmark": benchmark, "language": language}
+                "tokens": tokens_at(metrics, int(step)), "benchmark": benchmark, "language": language,
+                "n_problems": summary.get("n_problems")}
         rows = score_rows(summary, base, path)
         if not rows:
             scan.skipped["summary.json without a score (pass@k or accuracy)"] += 1
@@ -207,6 +213,6 @@ def scan_results(runs_dir: str | Path = "runs") -> ResultsScan:
 
 
 def load_results(runs_dir: str | Path = "runs") -> pd.DataFrame:
-    """Every evaluation under runs_dir, one row per score:
-    run, recipe, step, tokens (from metrics.jsonl), benchmark, language, metric (pass@1, accuracy, ...), value."""
+    """Every evaluation under runs_dir, one row per score: run, recipe, step, tokens (from metrics.jsonl),
+    benchmark, language, metric (pass@1, accuracy, ...), value, n_problems."""
     return scan_results(runs_dir).frame()

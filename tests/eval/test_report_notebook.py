@@ -26,7 +26,8 @@ def assert_figures(folder: Path) -> None:
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, name
 
 
-def test_report_writes_figures_and_table(tmp_path):
+def test_report_writes_figures_and_table(tmp_path, shared_data):
+    shared_data("gsm8k", "test.jsonl")  # the math run is graded by eval.math on the full GSM8K test set
     runs = build_runs(tmp_path)
     out = tmp_path / "reports"
     done = subprocess.run([sys.executable, "-m", "eval.report", str(runs), "--out", str(out)], cwd=ROOT,
@@ -34,14 +35,16 @@ def test_report_writes_figures_and_table(tmp_path):
     assert done.returncode == 0, done.stderr
     assert_figures(out)
     report = (out / "report.md").read_text()
-    table_rows = [line.split(" | ") for line in report.splitlines() if re.match(r"\| \w+\.\w+ \| ", line)]
+    table_rows = [line.split(" | ") for line in report.splitlines() if re.match(r"\| (code|math)-\w+ \| ", line)]
     latest = latest_scores(load_results(runs))
-    scores = {(r[1], r[2], r[3], r[4]): (int(r[5]), r[7]) for r in table_rows if len(r) == 10}
+    scores = {(r[1], r[2], r[3], r[4]): (int(r[5]), r[7], r[10]) for r in table_rows if len(r) == 11}
     assert len(scores) == len(latest)
     for row in latest.itertuples():
         key = (row.run, row.benchmark, row.language or "-", row.metric)
-        assert scores[key] == (row.step, f"{row.value:.3f}")
-    assert "Math-Qwen-Chat-7B 0.625" in report  # the gsm8k row carries the report's line
+        assert scores[key][:2] == (row.step, f"{row.value:.3f}")
+    # Full GSM8K test set: the report's Table 12 numbers; 10 HumanEvalPack problems: not comparable.
+    assert scores[("tiny", "gsm8k", "-", "accuracy")][2].startswith("Math-Qwen-Chat-7B 0.625, Math-Qwen-Chat-14B 0.698")
+    assert scores[("tiny", "humanevalpack", "rust", "pass@1")][2].startswith("n=10, report n=164: no report lines")
 
 
 def test_notebook_executes_headless_and_writes_figures(tmp_path, monkeypatch):
