@@ -231,6 +231,7 @@ def build_plan(req: PlanRequest) -> dict[str, Any]:
             "tokens_per_step": tokens_per_step,
             "steps_to_target": math.ceil(req.target_tokens / tokens_per_step) if tokens_per_step else None,
         },
+        "requested_micro_batch": req.micro_batch_size or 1,
         "target_tokens": req.target_tokens,
         "days_to_target": days_for_tokens(arch, req.seq_len, req.target_tokens, c),
     }
@@ -263,10 +264,12 @@ def render(plan: dict[str, Any]) -> str:
         "max mb: largest micro-batch that fits (0: none).",
         "",
         f"chosen: ZeRO-{ch['zero_stage']}, activation checkpointing {'on' if ch['checkpointing'] else 'off'}, "
-        f"micro-batch {ch['micro_batch_size']} x grad_accum {ch['grad_accum']} x {c['n_gpus']} GPUs",
+        + (f"micro-batch {ch['micro_batch_size']} x grad_accum {ch['grad_accum']} x {c['n_gpus']} GPUs"
+           if ch["micro_batch_size"] else
+           f"micro-batch {plan['requested_micro_batch']} DOES NOT FIT (see 'max mb'; add GPUs or memory, use "
+           "checkpointing or a higher ZeRO stage, or shorten seq_len)"),
         f"tokens per step: {ch['tokens_per_step']:,}"
-        + (f"  -> {ch['steps_to_target']:,} steps to {plan['target_tokens']:.3g} tokens" if ch["steps_to_target"] else
-           "  (nothing fits: add GPUs, memory, or shorten seq_len)"),
+        + (f"  -> {ch['steps_to_target']:,} steps to {plan['target_tokens']:.3g} tokens" if ch["steps_to_target"] else ""),
         f"days to {plan['target_tokens']:.3g} tokens at MFU {c['mfu']:g}: {plan['days_to_target']:.1f}"
         + (" (model FLOPs; checkpointing recomputes the forward, so the GPUs must reach"
            f" {c['mfu'] * 4 / 3:.2f} hardware FLOPs utilisation)" if ch["checkpointing"] else ""),

@@ -214,3 +214,14 @@ def test_cli_plans_the_tiny_default_and_prints_a_table(capsys):
 def test_cli_missing_config_is_an_error(tmp_path, capsys):
     assert plan.main([str(tmp_path / "absent.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_configured_micro_batch_that_does_not_fit_is_reported(capsys):
+    cluster = plan.Cluster()
+    fits = plan.largest_micro_batch(preset("Qwen/Qwen-7B"), 8192, 2, True, cluster)
+    args = ["train.zero_stage=2", "model.gradient_checkpointing=true"]
+    assert plan.main([*args, f"train.micro_batch_size={fits + 1}", "--json"]) == 0
+    too_big = json.loads(capsys.readouterr().out)["chosen"]
+    assert too_big["micro_batch_size"] == 0 and too_big["tokens_per_step"] == 0
+    assert plan.main([*args, f"train.micro_batch_size={fits}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["chosen"]["micro_batch_size"] == fits >= 1
