@@ -46,7 +46,7 @@ def chunk_paths(work: Path, index: int) -> tuple[Path, Path, Path]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")  # unique: a stray process never shares a temp file
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
