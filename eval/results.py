@@ -143,6 +143,8 @@ def split_benchmark(folder: str, summary: dict[str, Any]) -> tuple[str, str]:
     """(benchmark, language) of an evaluation: the summary's own fields, else the folder name
     (`humanevalpack-rust` -> humanevalpack, rust). Language is "" for single-language benchmarks."""
     benchmark = str(summary.get("benchmark") or folder)
+    if folder != benchmark and not folder.startswith(benchmark + "-"):
+        benchmark = folder  # the folder names the problem set (eval/heldout/ graded by the gsm8k grader)
     language = summary.get("language")
     if not language and folder.startswith(benchmark + "-"):
         language = folder[len(benchmark) + 1 :]

@@ -47,14 +47,12 @@ log = logging.getLogger("eval.watch")
 
 CHECKPOINT_DIR = re.compile(r"^step-(\d+)$")
 PLACEHOLDERS = ("model", "out", "step", "benchmark", "problems", "run", "python")
-# Defaults per recipe family: (benchmark, problems, command). The problems are hub names; pass --problems
-# with a local file on machines without network.
-DEFAULTS = {
-    "math": ("gsm8k", "openai/gsm8k",
-             "{python} -m eval.math --benchmark gsm8k --problems {problems} --model {model} --out {out}"),
-    "code": ("humaneval", "openai/openai_humaneval",
-             "{python} -m eval.code --benchmark humaneval --problems {problems} --model {model} --out {out}"),
-}
+# Default evaluation per recipe family (runs/<recipe>/<run> with "math" or "code" in <recipe>). Math recipes
+# train chat models: zero-shot ChatML, on the run's own held-out set (data/heldout.jsonl, GSM8K-style) when it
+# has one, landing in eval/heldout/; else GSM8K. Code: HumanEval. --problems picks another problems file.
+MATH_COMMAND = "{python} -m eval.math --benchmark gsm8k --chat --model {model} --out {out}"
+CODE_COMMAND = "{python} -m eval.code --benchmark humaneval --model {model} --out {out}"
+HELDOUT = Path("data") / "heldout.jsonl"
 
 
 @dataclass
@@ -80,13 +78,19 @@ class WatchConfig:
             raise ValueError("--max-attempts must be >= 1")
 
 
-def recipe_defaults(run_dir: Path) -> tuple[str, str, str]:
-    """Benchmark, problems and command for a run folder `runs/<recipe>/<run>`, chosen by its recipe name."""
+def recipe_defaults(run_dir: Path, problems: str | None) -> tuple[str, str, str]:
+    """(benchmark, problems, command) for a run folder `runs/<recipe>/<run>`, chosen by its recipe name."""
     recipe = run_dir.resolve().parent.name
-    family = "math" if "math" in recipe else "code" if "code" in recipe else None
-    if family is None:
+    if "math" in recipe:
+        if problems is None and (run_dir / HELDOUT).exists():
+            return "heldout", str(run_dir / HELDOUT), MATH_COMMAND + " --problems {problems}"
+        benchmark, command = "gsm8k", MATH_COMMAND
+    elif "code" in recipe:
+        benchmark, command = "humaneval", CODE_COMMAND
+    else:
         raise ValueError(f"no default evaluation for recipe {recipe!r}: pass --benchmark and --eval-command")
-    return DEFAULTS[family]
+    # Without --problems the evaluator's own default set (a hub dataset) is used.
+    return benchmark, problems or "", command + (" --problems {problems}" if problems else "")
 
 
 def ready_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -249,8 +253,8 @@ def parse_args(argv: list[str] | None) -> WatchConfig:
         parser.error("--eval-command needs --benchmark (the folder its results land in)")
     benchmark, problems, command = args.benchmark, args.problems, args.eval_command
     if not command:  # the recipe's own evaluation
-        default_benchmark, default_problems, command = recipe_defaults(args.run_dir)
-        benchmark, problems = benchmark or default_benchmark, problems or default_problems
+        default_benchmark, problems, command = recipe_defaults(args.run_dir, problems)
+        benchmark = benchmark or default_benchmark
     return WatchConfig(run_dir=args.run_dir, benchmark=benchmark, problems=problems or "", eval_command=command,
                        once=args.once, interval_s=args.interval, max_attempts=args.max_attempts, python=args.python)
 

@@ -161,9 +161,15 @@ def test_eval_command_placeholders_are_checked(tmp_path):
     run = make_run(tmp_path, [1])
     with pytest.raises(ValueError, match=r"unknown placeholder\(s\) \['modle'\]"):
         Watcher(parse_args([str(run), "--benchmark", "toy", "--eval-command", "x --model {modle}"]))
-    math_run = run.parents[1] / "math_qwen.sft" / "tiny"
-    math_run.mkdir(parents=True)
+    math_run = run.parents[1] / "math-sft" / "tiny"
+    (math_run / "data").mkdir(parents=True)
     config = parse_args([str(math_run), "--problems", "gsm8k_test.jsonl"])
     argv = Watcher(config).command(7, math_run / "checkpoints" / "step-7", math_run / "out")
-    assert argv[1:] == ["-m", "eval.math", "--benchmark", "gsm8k", "--problems", "gsm8k_test.jsonl", "--model",
-                        str(math_run / "checkpoints" / "step-7" / "hf"), "--out", str(math_run / "out")]
+    assert config.benchmark == "gsm8k"
+    assert argv[1:] == ["-m", "eval.math", "--benchmark", "gsm8k", "--chat", "--model",
+                        str(math_run / "checkpoints" / "step-7" / "hf"), "--out", str(math_run / "out"),
+                        "--problems", "gsm8k_test.jsonl"]
+    (math_run / "data" / "heldout.jsonl").write_text("")  # the run's own held-out set is the default
+    config = parse_args([str(math_run)])
+    assert config.benchmark == "heldout" and config.problems == str(math_run / "data" / "heldout.jsonl")
+    assert "{problems}" in config.eval_command
