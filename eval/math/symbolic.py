@@ -164,8 +164,23 @@ def equations_equal(a_text: str, b_text: str) -> bool:
         return True
     if db == 0:
         return False
-    ratio = sympy.simplify(da / db)
-    return bool(ratio.is_number and ratio != 0 and ratio.is_finite)
+    return _constant_ratio(da, db)
+
+
+def _constant_ratio(da: sympy.Expr, db: sympy.Expr) -> bool:
+    """da / db is the same nonzero constant at random points (the same equation scaled)."""
+    symbols = sorted(da.free_symbols | db.free_symbols, key=str)
+    rng = random.Random(1)
+    ratios = []
+    for _ in range(_POINTS):
+        point = {s: sympy.Rational(rng.randint(51, 249), 100) for s in symbols}
+        va, vb = _numeric(da.subs(point)), _numeric(db.subs(point))
+        if va is None or vb is None or abs(vb) < 1e-12:
+            continue
+        ratios.append(va / vb)
+    if len(ratios) < 3 or abs(ratios[0]) < 1e-12:
+        return False
+    return all(_close(r, ratios[0]) for r in ratios[1:])
 
 
 def compare(kind: str, a_text: str, b_text: str) -> bool:
