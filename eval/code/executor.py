@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from eval.code.javac_server import JavacServerPool
 from eval.code.languages import Program
 from eval.code.sandbox import Sandbox, SandboxResult
 
@@ -57,7 +58,25 @@ def _failure_status(result: SandboxResult) -> str:
     return FAILED
 
 
-def execute_program(program: Program, sandbox: Sandbox, workroot: Path) -> Outcome:
+def _compile(program: Program, sandbox: Sandbox, workdir: Path, javac: JavacServerPool | None
+             ) -> tuple[str | None, str, float]:
+    """(failure status or None, detail, seconds): a warm compile server when the program allows one."""
+    step = program.compile
+    assert step is not None
+    start = time.monotonic()
+    if program.server_compile and javac is not None:
+        ok, message = javac.compile(workdir / program.server_compile, workdir, step.limits.timeout_s)
+        if ok is not None:  # None: the server hung or died; compile the plain way below
+            return (None if ok else COMPILE_ERROR), _tail(message), time.monotonic() - start
+    result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, writable=step.writable)
+    if result.ok:
+        return None, "", result.wall_s
+    status = COMPILE_ERROR if not (result.timed_out or result.output_limited) else _failure_status(result)
+    return status, _tail(result.stderr or result.stdout), result.wall_s
+
+
+def execute_program(program: Program, sandbox: Sandbox, workroot: Path,
+                    javac: JavacServerPool | None = None) -> Outcome:
     """Compile (when the language needs it) and run one program; its folder is removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="s-", dir=workroot))
     try:
@@ -65,12 +84,9 @@ def execute_program(program: Program, sandbox: Sandbox, workroot: Path) -> Outco
             (workdir / name).write_text(text, encoding="utf-8")
         compile_s = 0.0
         if program.compile is not None:
-            step = program.compile
-            result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, writable=step.writable)
-            compile_s = result.wall_s
-            if not result.ok:
-                status = COMPILE_ERROR if not (result.timed_out or result.output_limited) else _failure_status(result)
-                return Outcome(status, _tail(result.stderr or result.stdout), compile_s)
+            failure, detail, compile_s = _compile(program, sandbox, workdir, javac)
+            if failure:
+                return Outcome(failure, detail, compile_s)
         token = secrets.token_hex(16)
         step = program.run
         result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, stdin=(token + "\n").encode())
@@ -97,15 +113,17 @@ def execute_all(builders: Sequence[Callable[[], Program]], *, sandbox: Sandbox |
     workers = workers or default_workers()
     workroot = Path(tempfile.mkdtemp(prefix="qs-code-eval-"))
     started = time.monotonic()
+    javac = JavacServerPool(sandbox, workroot)
 
     def one(build: Callable[[], Program]) -> Outcome:
-        return execute_program(build(), sandbox, workroot)
+        return execute_program(build(), sandbox, workroot, javac)
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(tqdm(pool.map(one, builders), total=len(builders), desc=desc, disable=not progress,
                                  unit="sample", mininterval=2.0))
     finally:
+        javac.close()
         shutil.rmtree(workroot, ignore_errors=True)
     log.info("%s: %d programs in %.1fs with %d workers (%s sandbox)", desc, len(builders),
              time.monotonic() - started, workers, sandbox.name)

@@ -39,6 +39,7 @@ class Program:
     # (run result, token) -> did the tests run to completion and succeed?
     verdict: Callable[[SandboxResult, str], bool] = lambda r, token: token_is_last_line(r, token)
     collect: tuple[str, ...] = ()  # files the parent reads back after a successful run
+    server_compile: str | None = None  # source file a warm compile server may compile instead of `compile`
     collect_max_bytes: int = 256 << 20
 
 
@@ -111,7 +112,7 @@ def build_java(problem: dict, completion: str) -> Program:
     compile_ = Step(["javac", *(f"-J{f}" for f in JVM_FLAGS), "-proc:none", "-nowarn", "-d", ".", "Main.java"],
                     Limits(timeout_s=60.0, memory_mb=None))
     run = Step(["java", *JVM_FLAGS, "-Xmx1024m", "-cp", ".", "QsJavaRunner"], Limits(timeout_s=15.0, memory_mb=None))
-    return Program(files={"Main.java": code}, compile=compile_, run=run)
+    return Program(files={"Main.java": code}, compile=compile_, run=run, server_compile="Main.java")
 
 
 # ----------------------------------------------------------------------------- go
@@ -128,6 +129,10 @@ func TestMain(m *testing.M) {
 }
 """
 _GO_IMPORT_PATH = re.compile(r'"([^"]+)"')
+# Standard packages imported when the code refers to them (as the bigcode harness does): a completion of
+# a function body cannot add imports, and some canonical solutions rely on this too (Go/17, Go/20).
+GO_AUTO_IMPORTS = ("math", "sort", "strings", "strconv", "fmt", "bytes", "regexp", "unicode", "math/rand",
+                   "crypto/md5")
 
 
 def build_go(problem: dict, completion: str) -> Program:
@@ -135,7 +140,8 @@ def build_go(problem: dict, completion: str) -> Program:
     body = (problem["prompt"].replace(import_block, "") if import_block else problem["prompt"]) + completion
     body += "\n\n" + problem["test"] + "\n" + GO_TEST_MAIN
     setup = problem.get("test_setup", "")
-    paths = dict.fromkeys(_GO_IMPORT_PATH.findall(setup) + _GO_IMPORT_PATH.findall(import_block))
+    paths = dict.fromkeys(_GO_IMPORT_PATH.findall(setup) + _GO_IMPORT_PATH.findall(import_block)
+                          + list(GO_AUTO_IMPORTS))
     # Go refuses unused imports: keep a package only when the code refers to it.
     used = [p for p in paths if re.search(rf"\b{re.escape(p.rsplit('/', 1)[-1])}\.", body)]
     imports = "\n".join(f'    "{p}"' for p in used)

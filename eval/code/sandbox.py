@@ -129,21 +129,26 @@ class Sandbox:
             args += ["--setenv", key, value]
         return [*args, "--chdir", str(workdir), "--", *argv]
 
-    def run(self, argv: Sequence[str], workdir: Path, *, limits: Limits, stdin: bytes = b"",
-            env: Mapping[str, str] | None = None, writable: Sequence[Path] = (),
-            hidden: Sequence[Path] = ()) -> SandboxResult:
+    def start(self, argv: Sequence[str], workdir: Path, *, limits: Limits, env: Mapping[str, str] | None = None,
+              writable: Sequence[Path] = (), hidden: Sequence[Path] = (), stderr=subprocess.PIPE) -> subprocess.Popen:
+        """Start the sandboxed command in its own session with piped stdin/stdout; the caller must kill_group()."""
         workdir = Path(workdir).resolve()
         argv = [_resolve(argv[0]), *argv[1:]]
         full_env = {"PATH": SAFE_PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir),
                     **(env or {})}
         cmd = self.command(argv, workdir, full_env, writable, [*self.hidden, *hidden])
-        start = time.monotonic()
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             cmd, cwd=workdir, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=lambda: _set_limits(limits),
+            stderr=stderr, start_new_session=True, preexec_fn=lambda: _set_limits(limits),
         )
+
+    def run(self, argv: Sequence[str], workdir: Path, *, limits: Limits, stdin: bytes = b"",
+            env: Mapping[str, str] | None = None, writable: Sequence[Path] = (),
+            hidden: Sequence[Path] = ()) -> SandboxResult:
+        start = time.monotonic()
+        proc = self.start(argv, workdir, limits=limits, env=env, writable=writable, hidden=hidden)
         out, err, timed_out, limited = _communicate(proc, stdin, start + limits.timeout_s, limits.max_output_bytes)
-        _kill_group(proc)
+        kill_group(proc)
         return SandboxResult(
             returncode=None if timed_out or limited else proc.returncode,
             stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"),
@@ -202,13 +207,16 @@ def _communicate(proc: subprocess.Popen, stdin: bytes, deadline: float, cap: int
     return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()]), timed_out, limited
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     """Kill the whole process group (with bwrap this also ends the PID namespace and all inside it)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream:
-            stream.close()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream and not stream.closed:
+            try:
+                stream.close()
+            except OSError:
+                pass
