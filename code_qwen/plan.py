@@ -178,8 +178,9 @@ class PlanRequest:
 def choose_setup(arch: ModelArch, req: PlanRequest) -> tuple[int, bool, int]:
     """(ZeRO stage, checkpointing, micro-batch): the configured values where given, else the cheapest that fits.
     Recomputation costs a third more compute on every token, so it comes last. ZeRO 0-2 move the same bytes per
-    step (all-reduce = reduce-scatter + all-gather), so among them the largest micro-batch wins; ZeRO-3 adds a
-    weight all-gather in backward (1.5x the traffic) and is used only when 0-2 do not fit."""
+    step (all-reduce = reduce-scatter + all-gather), so among them the largest micro-batch wins (on a tie the
+    higher stage, for its headroom); ZeRO-3 adds a weight all-gather in backward (1.5x the traffic) and is used
+    only when 0-2 do not fit."""
     stages = [req.zero_stage] if req.zero_stage is not None else [0, 1, 2, 3]
     ckpts = [req.gradient_checkpointing] if req.gradient_checkpointing is not None else [False, True]
     need = req.micro_batch_size or 1
@@ -188,7 +189,7 @@ def choose_setup(arch: ModelArch, req: PlanRequest) -> tuple[int, bool, int]:
             fits = {s: largest_micro_batch(arch, req.seq_len, s, ckpt, req.cluster) for s in group}
             fitting = [s for s in group if fits[s] >= need]
             if fitting:
-                best = max(fitting, key=lambda s: (fits[s], -s))
+                best = max(fitting, key=lambda s: (fits[s], s))
                 return best, ckpt, req.micro_batch_size or fits[best]
     return stages[-1], ckpts[-1], 0
 
