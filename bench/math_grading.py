@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -106,7 +107,7 @@ def main() -> None:
                "math-verify ($-wrapped)": math_verify_grader(True)}
     is_equiv("x^2-1", "(x-1)(x+1)")  # start our sympy worker (Math-Verify imports sympy at import time)
     _sympy_equal.cache_clear()  # no verdict is reused from the warm-up or between runs
-    report = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+    report: dict[str, Any] = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
               "n_variant_pairs": len(pairs), "n_table_pairs": len(table)}
     for name, grade in graders.items():
         report[name] = {"variants": run(grade, pairs), "table": run(grade, table)}

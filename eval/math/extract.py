@@ -153,10 +153,10 @@ def extract_math(completion: str) -> Extraction:
         tail = final.strip()
         span = _first_math_span(tail)
         return Extraction(span if span is not None else _clean_tail(tail), "final_answer_is")
-    tail = _after_last(_ANSWER_IS_RE, text)
-    if tail is not None:
-        span = _first_math_span(tail)
-        return Extraction(span if span is not None else _clean_tail(tail), "answer_is")
+    answer_is = _after_last(_ANSWER_IS_RE, text)
+    if answer_is is not None:
+        span = _first_math_span(answer_is.strip())
+        return Extraction(span if span is not None else _clean_tail(answer_is), "answer_is")
     spans = _DOLLAR_SPAN_RE.findall(text)
     if spans:
         last = next(g for g in spans[-1] if g)
