@@ -181,7 +181,16 @@ class Watcher:
         record = {"step": step, "benchmark": self.config.benchmark, "host": socket.gethostname(),
                   "pid": os.getpid(), "seconds": round(seconds, 3), "time": time.time()}
         if rc == 0:
-            os.rename(scratch, self.bench_dir / f"step-{step}")
+            final = self.bench_dir / f"step-{step}"
+            try:
+                os.rename(scratch, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                # Someone evaluated it without the lock (e.g. by hand): theirs stands, ours is dropped.
+                shutil.rmtree(scratch, ignore_errors=True)
+                log.warning("step %d: %s appeared meanwhile; kept it, dropped this evaluation", step, final)
+                return "done"
             append_jsonl(self.config.run_dir / "eval" / "watch.jsonl", {"event": "evaluated", **record})
             return "evaluated"
         log_copy = self.bench_dir / f"step-{step}.failed-{self.tag}-{int(time.time())}.log"
