@@ -174,7 +174,11 @@ def build_cpp(problem: dict, completion: str) -> Program:
     test = problem["test"].rstrip()
     if test.endswith("}"):  # the test's main may fall off its end; as a plain function it must return
         test = test[:-1] + "    return 0;\n}"
-    code = (problem["declaration"] + completion + "\n\n#define main qs_test_main\n" + test
+    # The prompt, after the declaration's headers: the declaration adds includes (<algorithm>, <stdlib.h>)
+    # that canonical solutions rely on, but CPP/38's declaration also carries half a function body.
+    headers = [line for line in problem.get("declaration", "").splitlines()
+               if line.strip().startswith(("#include", "using namespace"))]
+    code = ("\n".join(headers) + "\n" + problem["prompt"] + completion + "\n\n#define main qs_test_main\n" + test
             + "\n#undef main\n" + CPP_MAIN)
     libs = ["-lcrypto"] if "openssl" in code else []
     compile_ = Step(["g++", "-std=c++17", "-O0", "-w", "-o", "a.out", "main.cpp", *libs, "-lm"], COMPILE_LIMITS)

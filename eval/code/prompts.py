@@ -91,6 +91,8 @@ def postprocess(raw: str, problem: dict, lang: Language, chat: bool, benchmark: 
         return truncate_python(text)
     if lang.name == "go":
         body = prompt.replace(problem.get("import", ""), "")
-    else:
+    elif lang.name in ("java", "rust"):  # these programs are assembled from the declaration
         body = problem.get("declaration", prompt)
+    else:
+        body = prompt
     return truncate_braces(text, max(1, _brace_depth(body)))
