@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from eval.plots import comparable_reference, latest_scores, load_reference, write_figures
-from eval.results import load_metrics, scan_results
+from eval.results import ResultsError, load_metrics, scan_results
 
 
 def fmt(value: object, digits: int = 3) -> str:
@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="reports", help="where the PNG files and report.md go (default reports)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    path = write_report(args.runs_dir, args.out)
+    try:
+        path = write_report(args.runs_dir, args.out)
+    except ResultsError as exc:
+        raise SystemExit(f"eval.report: {exc}") from exc
     print(f"wrote {path} and its figures in {path.parent}")
 
 
