@@ -74,6 +74,7 @@ def _first_step_reference(cfg, tok, ds) -> tuple[float, float]:
     model = load_model(cfg.model, tok, seed=t.seed)
     loss_sum, n = token_loss_sum(model, collate_rows([ds[i] for i in indices], tok.pad_token_id))
     (loss_sum / n).backward()
+    loss_sum = loss_sum.detach()
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
     return float(loss_sum / n), float(norm)
 
@@ -81,7 +82,9 @@ def _first_step_reference(cfg, tok, ds) -> tuple[float, float]:
 def test_grad_accumulation_with_unequal_targets_equals_one_batch(tmp_path):
     # Padded rows: every micro-batch has a different number of target tokens and a different width.
     tok, ds = tiny_data(tmp_path, packing="padded")
-    common = ("train.max_steps=3", "train.save_every=10", "train.schedule.warmup_steps=0")
+    # Adam divides by sqrt(v): float summation-order noise in near-zero gradients moves a weight by ~lr/3000,
+    # so the weights are compared at a small lr; loss and gradient norm are compared at 1e-6 relative.
+    common = ("train.max_steps=3", "train.save_every=10", "train.schedule.warmup_steps=0", "train.optimizer.lr=3e-4")
     accumulated = tiny_config(tmp_path / "runs", "run_name=accum", "train.micro_batch_size=1", "train.grad_accum=4", *common)
     one_batch = tiny_config(tmp_path / "runs", "run_name=one", "train.micro_batch_size=4", "train.grad_accum=1", *common)
     models = {}
@@ -126,7 +129,7 @@ def test_lr_follows_schedule_and_resume_equals_uninterrupted(tmp_path):
     samples = [(tmp_path / "runs" / "t" / n / "samples-rank0.jsonl").read_text() for n in ("resumed", "straight")]
     assert samples[0] == samples[1]
     consumed = [i for line in samples[0].splitlines() for mb in json.loads(line)["indices"] for i in mb]
-    assert len(consumed) == 7 * 4 and sorted(consumed[: len(ds)]) == list(range(len(ds)))
+    assert len(consumed) == 7 * 4 < len(ds) and len(set(consumed)) == len(consumed)  # one epoch: no repeats
 
 
 def test_init_from_starts_from_an_export_and_is_ignored_on_resume(tmp_path):
