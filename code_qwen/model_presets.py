@@ -119,7 +119,14 @@ def resolve_arch(name_or_path: str) -> ModelArch:
         raise FileNotFoundError(f"{name_or_path}: no such config.json")
     from huggingface_hub import hf_hub_download  # only config.json: no weights, no remote code
 
-    return arch_from_hf_config(json.loads(Path(hf_hub_download(name_or_path, "config.json")).read_text()), name_or_path)
+    try:
+        downloaded = Path(hf_hub_download(name_or_path, "config.json"))
+    except Exception as e:  # offline, unknown repo, gated: all mean the same to a user here
+        raise ValueError(
+            f"{name_or_path} is not a preset ({', '.join(preset_names())}), not a local config.json, and its "
+            f"config.json could not be fetched from the hub: {e}"
+        ) from e
+    return arch_from_hf_config(json.loads(downloaded.read_text()), name_or_path)
 
 
 def parameter_count(arch: ModelArch) -> int:
