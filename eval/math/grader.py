@@ -121,7 +121,10 @@ def shapes_equal(a: Shape, b: Shape) -> bool:
     unordered = {"set", "list", "union"}
     if a.kind in unordered and b.kind in unordered:
         if "union" in (a.kind, b.kind) and a.kind != b.kind:
-            return False
+            # "x < -3 or x > 3" is the union (-oo,-3) U (3,oo); a list of numbers never is
+            other = b if a.kind == "union" else a
+            if not all(item.kind == "tuple" for item in other.items):
+                return False
         return _unordered_equal(_flatten(a.items), _flatten(b.items))
     return False
 

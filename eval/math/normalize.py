@@ -18,13 +18,14 @@ _UNICODE = {
     "\u2212": "-", "\u2013": "-", "\u00d7": "\\times ", "\u00f7": "\\div ", "\u00b0": "^\\circ",
     "\u03c0": "\\pi ", "\u221e": "\\infty ", "\u221a": "\\sqrt", "\u2264": "\\leq ", "\u2265": "\\geq ",
     "\u2260": "\\neq ", "\u00b7": "\\cdot ", "\u2009": " ", "\u00a0": " ",
+    "\u00b2": "^2", "\u00b3": "^3", "\u27e8": "(", "\u27e9": ")",
 }
 _RENAMES = [
     (r"\\[dt]frac", r"\\frac"), (r"\\[dt]binom", r"\\binom"), (r"\\le(?![a-zA-Z])", r"\\leq"),
     (r"\\ge(?![a-zA-Z])", r"\\geq"), (r"\\ne(?![a-zA-Z])", r"\\neq"), (r"\\lt(?![a-zA-Z])", "<"),
     (r"\\gt(?![a-zA-Z])", ">"), (r"\\bmatrix|\\pmatrix", ""), (r"\{[bpvBV]?matrix\}", "{matrix}"),
     (r"\\infinity|\\inf(?![a-zA-Z])", r"\\infty"), (r"\\emptyset|\\varnothing", r"\\emptyset"),
-    (r"\\varepsilon", r"\\epsilon"), (r"\\varphi", r"\\phi"), (r"\\dots|\\cdots|\\ldots", r"\\dots"),
+    (r"\\langle(?![a-zA-Z])", "("), (r"\\rangle(?![a-zA-Z])", ")"), (r"\\varepsilon", r"\\epsilon"), (r"\\varphi", r"\\phi"), (r"\\dots|\\cdots|\\ldots", r"\\dots"),
 ]
 _DROP = re.compile(
     r"\\left(?![a-zA-Z])\.?|\\right(?![a-zA-Z])\.?|\\[bB]ig[glr]?(?![a-zA-Z])|\\displaystyle|\\limits"

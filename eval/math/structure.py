@@ -68,6 +68,37 @@ def _expand_plus_minus(text: str) -> list[str] | None:
     return [text.replace(command, "+"), text.replace(command, "-")]
 
 
+_LESS = {"<": ")", "\\leq": "]"}  # the operator after the lower bound / before the upper bound -> bracket
+_OPEN_FOR = {"<": "(", "\\leq": "["}
+_VARIABLE = r"([a-zA-Z]|\\theta)"
+_REL = r"(<|>|\\leq|\\geq)"
+_FLIP = {"<": ">", ">": "<", "\\leq": "\\geq", "\\geq": "\\leq"}
+
+
+def _interval(low: str, low_op: str, high: str, high_op: str) -> Shape:
+    return Shape("tuple", brackets=_OPEN_FOR[low_op] + _LESS[high_op], items=(_scalar(low), _scalar(high)))
+
+
+def inequality_as_interval(text: str) -> Shape | None:
+    """`x \\geq 3` -> [3, oo), `-1 < x \\leq 2` -> (-1, 2]: a one-variable inequality is an interval."""
+    m = re.fullmatch(rf"(.+?){_REL}{_VARIABLE}{_REL}(.+)", text)
+    if m and m.group(2) in _OPEN_FOR and m.group(4) in _OPEN_FOR:
+        return _interval(m.group(1), m.group(2), m.group(5), m.group(4))
+    m = re.fullmatch(rf"{_VARIABLE}{_REL}(.+)", text) or None
+    if m:
+        op, bound = m.group(2), m.group(3)
+    else:
+        m = re.fullmatch(rf"(.+?){_REL}{_VARIABLE}", text)
+        if not m:
+            return None
+        op, bound = _FLIP[m.group(2)], m.group(1)
+    if any(rel in bound for rel in ("<", ">", "\\leq", "\\geq", "=")):
+        return None
+    if op in (">", "\\geq"):
+        return _interval(bound, "<" if op == ">" else "\\leq", "\\infty", "<")
+    return _interval("-\\infty", "<", bound, op)
+
+
 def _scalar(text: str) -> Shape:
     return Shape("scalar", text=strip_variable_prefix(text))
 
@@ -96,6 +127,9 @@ def parse_shape(text: str, depth: int = 0) -> Shape:
         if len(parts) > 1:
             return Shape("tuple", brackets=text[0] + text[-1],
                          items=tuple(parse_shape(p, depth + 1) for p in parts))
+    interval = inequality_as_interval(text)
+    if interval is not None:
+        return interval
     expanded = _expand_plus_minus(text)
     if expanded:
         return Shape("list", items=tuple(_scalar(t) for t in expanded))
