@@ -87,3 +87,16 @@ def test_process_pool_workers_get_their_own_worker():
         verdicts = list(pool.map(_grade, SYMBOLIC[:12]))
     assert verdicts == [expected for _, _, expected in SYMBOLIC[:12]]
     assert is_equiv("x^2-1", "(x-1)(x+1)") is True  # the parent's worker still answers
+
+
+def test_worker_killed_at_its_deadline_is_replaced():
+    from eval.math.sympy_worker import SympyWorker
+
+    worker = SympyWorker(call_deadline_s=0.6)  # shorter than the worker's own alarm: the kill path runs
+    try:
+        assert worker.compare("expression", "x+x", "2x") == (True, None)
+        assert worker.compare("expression", "2^{10^{10^{10}}}", "1") == (False, "killed at deadline")
+        assert worker.restarts == 1
+        assert worker.compare("expression", "x+x", "2x") == (True, None)  # a fresh worker answers
+    finally:
+        worker.close()
