@@ -89,13 +89,14 @@ def run_chunks(ctx: ChunkContext, workers: int) -> int:
                         recipe.log_every_s)  # fmt: skip
     pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
     pending: deque = deque()
-    n_chunks = 0
+    n_chunks = reused = 0
     try:
         for index, items in enumerate(chunk_items(all_items(recipe), recipe.chunk_bytes, recipe.chunk_docs)):
             n_chunks = index + 1
             size = sum(i.n_bytes for i in items)
             if load_chunk_meta(ctx.work, index) is not None:
                 progress.update(size, len(items))  # finished by an earlier run
+                reused += 1
                 continue
             if pool is None:
                 process_chunk(ctx, index, items)
@@ -111,6 +112,7 @@ def run_chunks(ctx: ChunkContext, workers: int) -> int:
             pool.terminate()
             pool.join()
     progress.update(0, 0, force=True)
+    log.info("chunks: %d, of which %d reused from an earlier run", n_chunks, reused)
     return n_chunks
 
 

@@ -10,9 +10,11 @@ held-out score measures arithmetic on unseen operand combinations, not recall.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 NAMES = ["Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo", "Kai", "Lea", "Max", "Nia",
          "Omar", "Pia", "Raj", "Sam", "Tess", "Uma"]  # fmt: skip
@@ -130,31 +132,43 @@ def solution_text(steps: list[tuple[str, str, int]], answer: int) -> str:
     return "\n".join(sentence for _, sentence, _ in steps) + f"\n#### {answer}"
 
 
+@cache
+def key_space(split: str) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """Every valid number tuple of every template that belongs to `split` (about 17k in all)."""
+    return {
+        t.name: tuple(nums for nums in itertools.product(*(range(lo, hi + 1) for lo, hi in t.ranges))
+                      if t.valid(*nums) and split_of(t.name, nums) == split)
+        for t in TEMPLATES
+    }  # fmt: skip
+
+
 def generate_problems(n: int, seed: int = 0, split: str = "train", with_keys: bool = False) -> list[dict]:
     """`n` distinct problems of `split` ({"question", "answer"}), the same for the same seed.
 
-    with_keys adds "template" and "numbers" (the problem's identity) to each record.
-    About 17k distinct problems exist (80% train, 20% held-out); asking for more raises ValueError.
+    Templates are drawn uniformly (numbers without repetition within a template), so short one-step and
+    three-step problems are equally common. with_keys adds "template" and "numbers" (the problem's
+    identity) to each record. Asking for more problems than `split` has raises ValueError.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
+    space = key_space(split)
+    available = sum(len(v) for v in space.values())
+    if n > available:
+        raise ValueError(f"{split} has {available} distinct problems; {n} requested")
     rng = random.Random(f"synthetic-math-{seed}-{split}")
-    seen: set[tuple] = set()
+    queues = {}
+    for t in TEMPLATES:
+        keys = list(space[t.name])
+        rng.shuffle(keys)
+        queues[t.name] = keys
+    by_name = {t.name: t for t in TEMPLATES}
     problems: list[dict] = []
-    attempts = 0
     while len(problems) < n:
-        attempts += 1
-        if attempts > 200 * n + 10_000:
-            raise ValueError(f"cannot draw {n} distinct {split} problems (the template space is too small)")
-        template = rng.choice(TEMPLATES)
-        numbers = tuple(rng.randint(lo, hi) for lo, hi in template.ranges)
-        key = (template.name, numbers)
-        if key in seen or not template.valid(*numbers) or split_of(*key) != split:
-            continue
-        seen.add(key)
-        question, steps, answer = template.render(rng.choice(NAMES), rng.choice(ITEMS), *numbers)
+        name = rng.choice([t for t in queues if queues[t]])
+        numbers = queues[name].pop()
+        question, steps, answer = by_name[name].render(rng.choice(NAMES), rng.choice(ITEMS), *numbers)
         record = {"question": question, "answer": solution_text(steps, answer)}
         if with_keys:
-            record.update(template=template.name, numbers=list(numbers))
+            record.update(template=name, numbers=list(numbers))
         problems.append(record)
     return problems
