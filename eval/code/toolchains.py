@@ -1,7 +1,7 @@
 """Find the six languages' toolchains and prepare what their tests need offline, once, in a cache folder.
 
 Cache folder: $QS_CODE_EVAL_CACHE or ~/.cache/qwen_specialists/code-eval. In it:
-  rust-deps/   the crates the HumanEvalPack Rust tests import (rand, regex, md5), built once from Debian's
+  rust-deps-v4/ the crates the HumanEvalPack Rust tests import (rand, regex, md5), built once from Debian's
                crate sources (/usr/share/cargo/registry) used as a local cargo registry; samples then link
                them with plain `rustc --extern`, so no sample ever runs cargo.
   go-build/    Go's build cache (testify and the standard library compile once, not per sample).
@@ -12,6 +12,7 @@ A missing toolchain is an EnvironmentProblem for that language, never a failed s
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 GO_PATH = Path("/usr/share/gocode")  # Debian's golang-github-stretchr-testify-dev lives here
 DEBIAN_CRATES = Path("/usr/share/cargo/registry")
-RUST_CRATES = {"rand": '"0.8"', "regex": '{ version = "1", default-features = false, features = ["std", "unicode"] }',
+RUST_CRATES = {"rand08": '{ package = "rand", version = "0.8" }', "regex": '{ version = "1", default-features = false, features = ["std", "unicode"] }',
                "md5": '"0.7"'}
 
 
@@ -76,24 +77,6 @@ def js_md5_available() -> bool:
 
 
 @lru_cache(maxsize=1)
-def rust_externs() -> list[str]:
-    """rustc arguments that link the prebuilt rand/regex/md5 (built once from Debian's crate sources)."""
-    require("rustc", "cargo")
-    out = cache_root() / "rust-deps"
-    with _locked("rust-deps"):
-        deps = out / "target" / "debug" / "deps"
-        if not _rlibs(deps):
-            _build_rust_deps(out)
-        rlibs = _rlibs(deps)
-    if set(rlibs) != set(RUST_CRATES):
-        raise EnvironmentProblem(f"Rust crates not built: missing {sorted(set(RUST_CRATES) - set(rlibs))}")
-    args = ["-L", f"dependency={deps}"]
-    for crate, path in sorted(rlibs.items()):
-        args += ["--extern", f"{crate}={path}"]
-    return args
-
-
-@lru_cache(maxsize=1)
 def rustc_binary() -> str:
     """The real rustc, not rustup's proxy (the proxy looks for ~/.rustup, and HOME is the sample's folder)."""
     require("rustc")
@@ -102,15 +85,39 @@ def rustc_binary() -> str:
     return str(real) if real.is_file() else str(shutil.which("rustc"))
 
 
-def _rlibs(deps: Path) -> dict[str, Path]:
-    if not deps.is_dir():
-        return {}
-    found: dict[str, Path] = {}
-    for crate in RUST_CRATES:
-        matches = sorted(deps.glob(f"lib{crate}-*.rlib"))
-        if matches:
-            found[crate] = matches[-1]
-    return found
+# HumanEvalPack's Rust tests were written against the old rand API (`rng.gen_range(low, high)`, Rust/32 and
+# Rust/50); Debian ships rand 0.8 (`gen_range(low..high)`). The crate the samples see as `rand` is this thin
+# layer over rand 0.8 with the old two-argument calls, and a seeded thread_rng for repeatable verdicts.
+RAND_COMPAT = """pub use rand08::{distributions, random, rngs, seq, CryptoRng, Error, RngCore, SeedableRng};
+/// Seeded (42, the seed of the Python HumanEval/32 test), so a verdict is the same on every run: Rust/32's
+/// test draws random polynomials, on some of which the canonical Newton iteration diverges or never ends.
+pub fn thread_rng() -> rand08::rngs::StdRng { <rand08::rngs::StdRng as rand08::SeedableRng>::seed_from_u64(42) }
+pub trait Rng: rand08::RngCore + Sized {
+    fn gen<T>(&mut self) -> T where rand08::distributions::Standard: rand08::distributions::Distribution<T> {
+        rand08::Rng::gen(self)
+    }
+    fn gen_range<T: rand08::distributions::uniform::SampleUniform + PartialOrd>(&mut self, low: T, high: T) -> T {
+        rand08::Rng::gen_range(self, low..high)
+    }
+    fn gen_bool(&mut self, p: f64) -> bool { rand08::Rng::gen_bool(self, p) }
+}
+impl<R: rand08::RngCore + Sized> Rng for R {}
+"""
+
+
+@lru_cache(maxsize=1)
+def rust_externs() -> list[str]:
+    """rustc arguments that link the prebuilt rand (old API)/regex/md5, built once from Debian's crate sources."""
+    require("rustc", "cargo")
+    out = cache_root() / "rust-deps-v4"
+    with _locked("rust-deps"):
+        if not (out / "externs.json").exists():
+            _build_rust_deps(out)
+    externs = json.loads((out / "externs.json").read_text())
+    args = ["-L", f"dependency={out / 'target' / 'debug' / 'deps'}"]
+    for crate, path in sorted(externs.items()):
+        args += ["--extern", f"{crate}={path}"]
+    return args
 
 
 def _build_rust_deps(out: Path) -> None:
@@ -121,11 +128,24 @@ def _build_rust_deps(out: Path) -> None:
     (out / ".cargo").mkdir(exist_ok=True)
     deps = "\n".join(f"{name} = {spec}" for name, spec in RUST_CRATES.items())
     (out / "Cargo.toml").write_text(
-        f'[package]\nname = "qs_deps"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{deps}\n')
-    (out / "src" / "lib.rs").write_text("")
+        '[package]\nname = "qs_rand_compat"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        f'[lib]\nname = "rand"\npath = "src/lib.rs"\n\n[dependencies]\n{deps}\n')
+    (out / "src" / "lib.rs").write_text(RAND_COMPAT)
     # Debian's crate sources as a directory registry: the way Debian builds Rust offline.
     (out / ".cargo" / "config.toml").write_text(
         f'[source.crates-io]\nreplace-with = "debian"\n\n[source.debian]\ndirectory = "{DEBIAN_CRATES}"\n')
-    proc = subprocess.run(["cargo", "build", "--offline", "-q"], cwd=out, capture_output=True, text=True)
+    proc = subprocess.run(["cargo", "build", "--offline", "-q", "--message-format=json"], cwd=out,
+                          capture_output=True, text=True)
     if proc.returncode != 0:
-        raise EnvironmentProblem(f"building Rust test crates failed: {proc.stderr.strip()[-500:]}")
+        raise EnvironmentProblem(f"building Rust test crates failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
+    externs = {}
+    for line in proc.stdout.splitlines():
+        msg = json.loads(line) if line.startswith("{") else {}
+        if msg.get("reason") != "compiler-artifact":
+            continue
+        name, rlibs = msg["target"]["name"], [f for f in msg["filenames"] if f.endswith(".rlib")]
+        if rlibs and (name in ("regex", "md5") or (name == "rand" and "qs_rand_compat" in msg["package_id"])):
+            externs[name] = rlibs[0]
+    if set(externs) != {"rand", "regex", "md5"}:
+        raise EnvironmentProblem(f"Rust test crates incomplete: built {sorted(externs)}")
+    (out / "externs.json").write_text(json.dumps(externs))
