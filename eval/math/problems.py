@@ -66,7 +66,8 @@ def load_problems(path_or_hub: str | Path, benchmark: str) -> list[dict[str, Any
     if benchmark not in BENCHMARKS:
         raise ProblemsError(f"unknown benchmark {benchmark!r} (expected one of {BENCHMARKS})")
     path = Path(path_or_hub)
-    rows = _read_local(path) if path.exists() else _read_hub(str(path_or_hub))
+    # A file is read here; anything else (a hub name, or a local dataset folder) goes through `datasets`.
+    rows = _read_local(path) if path.is_file() else _read_hub(str(path_or_hub))
     problems = []
     for index, row in enumerate(rows):
         problem = dict(row)

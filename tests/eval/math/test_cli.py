@@ -152,3 +152,16 @@ def test_latest_without_runs_says_what_to_do(tmp_path):
 
     with pytest.raises(SystemExit, match="just math-sft"):
         latest_main(["--runs-dir", str(tmp_path / "none")])
+
+
+def test_dataset_folders_and_hub_names_go_through_datasets(tmp_path):
+    # The hub code path, offline: `datasets` reads a local folder the way it reads a hub repository
+    # (split from the file name), with the same name[:config][@split] syntax.
+    folder = tmp_path / "gsm8k_like"
+    folder.mkdir()
+    _write_jsonl(folder / "test.jsonl", GSM8K_ROWS)
+    _write_jsonl(folder / "train.jsonl", GSM8K_ROWS[:1])
+    from_hub_path = load_problems(str(folder), "gsm8k")
+    from_file = load_problems(folder / "test.jsonl", "gsm8k")
+    assert from_hub_path == from_file
+    assert len(load_problems(f"{folder}@train", "gsm8k")) == 1
