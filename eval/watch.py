@@ -19,6 +19,8 @@ and pending until `eval/<benchmark>/step-<N>/summary.json` exists. For each pend
 4. appends an `evaluated` (or `failed`) line to `eval/watch.jsonl`; `eval.results.load_results` picks the
    new summary up from its place.
 
+Without --eval-command, math recipes are evaluated by `eval.math` (zero-shot ChatML) on the run's own
+`data/heldout.jsonl` into eval/heldout/ (or GSM8K into eval/gsm8k/), code recipes by `eval.code` on HumanEval.
 The eval command is a template with placeholders {model} (the checkpoint's `hf/` folder), {out}, {step},
 {benchmark}, {problems}, {run} and {python}; it is split like a shell command line and run without a shell.
 """
