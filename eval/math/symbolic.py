@@ -6,6 +6,7 @@ the parent's kill bound the time: nothing here protects itself against huge expo
 
 from __future__ import annotations
 
+import cmath
 import random
 import re
 
@@ -121,15 +122,38 @@ def to_sympy(text: str) -> sympy.Expr:
 
 
 def _numeric(expr: sympy.Expr) -> complex | None:
+    """The value as a Python complex, or None when it is undefined or beyond float range (see _close_exact)."""
     try:
         value = complex(expr.evalf(30))
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    return None if value != value else value  # NaN
+    if not cmath.isfinite(value):
+        return None  # NaN, or too large for a float: inf - inf would compare as "close"
+    return value
 
 
 def _close(x: complex, y: complex) -> bool:
     return abs(x - y) <= _REL_TOL * max(1.0, abs(x), abs(y))
+
+
+def _close_exact(a: sympy.Expr, b: sympy.Expr) -> bool:
+    """Relative closeness in sympy's arbitrary precision, for values a float cannot hold (3^2007)."""
+    va, vb = a.evalf(50), b.evalf(50)
+    if not (va.is_number and vb.is_number and va.is_finite and vb.is_finite):
+        return False
+    scale = max(sympy.Integer(1), sympy.Abs(va), sympy.Abs(vb))
+    return bool(sympy.Abs(va - vb) <= sympy.Float(_REL_TOL) * scale)
+
+
+def _values_close(a: sympy.Expr, b: sympy.Expr) -> bool | None:
+    """Whether two constant expressions are equal in value; None when either is undefined."""
+    va, vb = _numeric(a), _numeric(b)
+    if va is not None and vb is not None:
+        return _close(va, vb)
+    try:
+        return _close_exact(a, b)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
 
 
 def values_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
@@ -142,16 +166,15 @@ def values_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
     if not symbols:
         if a.is_Rational and b.is_Rational:
             return False  # exact numbers that differ (a == b was checked): no tolerance for 2^100 + 1
-        va, vb = _numeric(a), _numeric(b)
-        return va is not None and vb is not None and _close(va, vb)
+        return bool(_values_close(a, b))
     rng = random.Random(0)
     agreed = 0
     for _ in range(_POINTS):
         point = {s: sympy.Rational(rng.randint(51, 249), 100) for s in symbols}
-        va, vb = _numeric(a.subs(point)), _numeric(b.subs(point))
-        if va is None or vb is None:
+        close = _values_close(a.subs(point), b.subs(point))
+        if close is None:
             continue
-        if not _close(va, vb):
+        if not close:
             return False
         agreed += 1
     if agreed >= 3:

@@ -160,6 +160,9 @@ CASES: list[tuple[str, str, bool, str]] = [
     (r"7 \times 10^3", r"7000", True, "times ten to the"),
     (r"2^{100}", r"1267650600228229401496703205376", True, "large power exact"),
     (r"2^{100}", r"1267650600228229401496703205377", False, "large power off by one"),
+    (r"\frac{\pi}{3}", r"3^{2007}", False, "constant beyond float range is not 'close' to everything"),
+    (r"6t - 5", r"3^{2007}", False, "expression vs constant beyond float range"),
+    (r"3^{2007}\pi", r"\pi 3^{2007}", True, "huge constants compared in arbitrary precision"),
     # --- x= prefixes and equations ---
     (r"x=5", r"5", True, "x= prefix"),
     (r"x = 5", r"x=5", True, "x= prefix both"),
