@@ -1,5 +1,6 @@
 """Per-document stages on one chunk of input, run in worker processes: language, heuristics, syntax,
-decontamination, tokenisation and the MinHash signature.
+decontamination, tokenisation and the MinHash signature. (Exact duplicates were marked by the parent while
+reading, in input order, so their expensive stages are skipped.)
 
 A chunk is a run of consecutive input items. Its results go to `work/chunk-NNNNN.{bin,sig,json}`; the JSON
 (document metadata, rejects, the chunk's stage report) is renamed into place last, so its presence means the
@@ -18,7 +19,7 @@ import numpy as np
 
 from data_recipes.config import CorpusRecipe
 from data_recipes.decontaminate import ContaminationIndex
-from data_recipes.dedup import MinHasher, exact_key
+from data_recipes.dedup import MinHasher
 from data_recipes.filters import heuristic_rejection
 from data_recipes.languages import detect_language
 from data_recipes.report import StageReport
@@ -105,6 +106,12 @@ def process_chunk(ctx: ChunkContext, chunk_index: int, items: list[Item]) -> int
         if item.reason is not None:
             rejects.append({"doc_id": item.doc_id, "language": lang, "reason": item.reason})
             continue
+        if ctx.recipe.dedup.exact:
+            report.add("exact_dedup", item.source, lang, item.n_bytes, item.duplicate_of and "exact_duplicate")
+            if item.duplicate_of is not None:
+                removed.append({"doc_id": item.doc_id, "language": lang, "stage": "exact_dedup",
+                                "reason": "exact_duplicate", "duplicate_of": item.duplicate_of})  # fmt: skip
+                continue
         try:
             verdict = document_rejection(ctx, item, lang, report)
         except Exception as e:  # a document that crashes a filter is removed and reported, never fatal
@@ -113,8 +120,7 @@ def process_chunk(ctx: ChunkContext, chunk_index: int, items: list[Item]) -> int
         if verdict is not None:
             removed.append({"doc_id": item.doc_id, "language": lang, "stage": verdict[0], "reason": verdict[1]})
             continue
-        docs.append({"doc_id": item.doc_id, "source": item.source, "language": lang, "n_bytes": item.n_bytes,
-                     "exact_key": exact_key(item.text or "")})  # fmt: skip
+        docs.append({"doc_id": item.doc_id, "source": item.source, "language": lang, "n_bytes": item.n_bytes})
         texts.append(item.text)
     # encode_batch_fast skips character offsets, which shards do not need: ~2x faster.
     encode = getattr(ctx.tokenizer, "encode_batch_fast", ctx.tokenizer.encode_batch)

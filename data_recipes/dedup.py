@@ -24,10 +24,10 @@ _EMPTY = np.iinfo(np.uint32).max
 _BLOCK = 4096  # shingles per block: bounds the (block x num_perm) temporary to a few MB
 
 
-def exact_key(text: str) -> str:
+def exact_key(text: str) -> bytes:
     """Hash of the text with whitespace runs collapsed: formatting-only copies share it."""
     normalised = " ".join(text.split())
-    return hashlib.blake2b(normalised.encode("utf-8", errors="surrogatepass"), digest_size=16).hexdigest()
+    return hashlib.blake2b(normalised.encode("utf-8", errors="surrogatepass"), digest_size=16).digest()
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

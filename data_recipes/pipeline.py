@@ -1,13 +1,14 @@
 """Build a pretraining corpus from a recipe: `python -m data_recipes.pipeline [recipe.yaml] [key=value ...]`.
 
-Stages: read sources -> per-document stages in worker processes (language, heuristics, tree-sitter syntax,
-decontamination, tokenisation, MinHash), one chunk at a time -> corpus-wide exact and near dedup and mixture
-budgets -> one token shard per chunk (shared/token_shards.py) -> manifest, stage report (JSON + table),
+Stages: read sources and mark exact duplicates (normalised hash, first copy kept) -> per-document stages in
+worker processes (language, heuristics, tree-sitter syntax, decontamination, tokenisation, MinHash), one
+chunk at a time -> corpus-wide near dedup (MinHash + LSH) and mixture budgets -> one token shard per chunk (shared/token_shards.py) -> manifest, stage report (JSON + table),
 lists of rejected and removed documents.
 
 Resume: chunk results live in `<out>/.work/` and are skipped when present; shards already written are kept.
 Every decision depends only on the input order, so a killed and restarted run writes the same bytes as an
-uninterrupted one. Memory: at most 2 x workers chunks in flight, plus a signature and a hash per document.
+uninterrupted one. Memory: at most 2 x workers chunks in flight, plus a hash per distinct document while
+reading and a signature per document for near dedup.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from data_recipes.chunks import (
 )
 from data_recipes.config import NON_OUTPUT_FIELDS, CorpusRecipe
 from data_recipes.decontaminate import build_index
-from data_recipes.dedup import MinHasher
+from data_recipes.dedup import MinHasher, exact_key
 from data_recipes.progress import Progress
 from data_recipes.report import StageReport
 from data_recipes.select import select
@@ -47,7 +48,7 @@ from shared.token_shards import MANIFEST, file_sha256, write_manifest, write_sha
 log = logging.getLogger("data_recipes")
 
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "code_tiny.yaml"
-FORMAT_VERSION = 1  # bump when chunk work files or selection rules change (invalidates resumable work)
+FORMAT_VERSION = 2  # bump when chunk work files or selection rules change (invalidates resumable work)
 
 _CTX: ChunkContext | None = None  # set in the parent before forking workers, inherited by them
 
@@ -58,8 +59,15 @@ def _run_chunk(args: tuple[int, list[Item]]) -> int:
 
 
 def all_items(recipe: CorpusRecipe) -> Iterator[Item]:
+    """Every input item in order; with exact dedup on, later copies of a normalised text are marked."""
+    first_of: dict[bytes, str] = {}
     for source in recipe.sources:
-        yield from read_source(source, recipe.max_file_bytes)
+        for item in read_source(source, recipe.max_file_bytes):
+            if recipe.dedup.exact and item.text is not None:
+                item.duplicate_of = first_of.setdefault(exact_key(item.text), item.doc_id)
+                if item.duplicate_of == item.doc_id:
+                    item.duplicate_of = None
+            yield item
 
 
 def fingerprint(recipe: CorpusRecipe, tokenizer_sha: str, index_sha: str) -> str:

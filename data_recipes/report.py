@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-STAGES = ("read", "language", "heuristics", "syntax", "decontamination", "exact_dedup", "near_dedup", "mixture")
+STAGES = ("read", "exact_dedup", "language", "heuristics", "syntax", "decontamination", "near_dedup", "mixture")
 
 
 def _cell() -> dict:

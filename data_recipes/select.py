@@ -1,4 +1,4 @@
-"""Corpus-wide decisions after the per-document stages: exact dedup, near dedup, mixture token budgets.
+"""Corpus-wide decisions after the per-document stages: near dedup and mixture token budgets.
 
 They run over all chunks in input order in one process (per document only a hash, a signature and a token
 count are held, never the text), so the first document of every duplicate group is the one kept, whatever
@@ -47,13 +47,6 @@ def select(recipe: CorpusRecipe, docs: list[dict], chunk_sizes: list[int], signa
         removed.append({"doc_id": docs[i]["doc_id"], "language": docs[i]["language"], "stage": stage,
                         "reason": reason, **extra})  # fmt: skip
 
-    if recipe.dedup.exact:
-        first_of: dict[str, int] = {}
-        for i, d in enumerate(docs):
-            j = first_of.setdefault(d["exact_key"], i)
-            report.add("exact_dedup", d["source"], d["language"], d["n_bytes"], None if j == i else "exact_duplicate")
-            if j != i:
-                drop(i, "exact_dedup", "exact_duplicate", duplicate_of=docs[j]["doc_id"])
     if recipe.dedup.near:
         alive = np.flatnonzero(keep)
         labels = near_duplicate_clusters(signatures[alive], recipe.dedup.bands, recipe.dedup.threshold)

@@ -30,6 +30,7 @@ class Item:
     reason: str | None = None  # set for rejected inputs
     n_bytes: int = 0
     declared_language: str | None = None
+    duplicate_of: str | None = None  # doc_id of an earlier item with the same normalised text (exact dedup)
 
 
 def resolve_path(path: str) -> str:
