@@ -58,3 +58,18 @@ def test_math_test5000_lossy_answer_field_fails_exactly_on_listed_rows(shared_da
         if p["task_id"] in listed:
             assert (p["answer"], gold_answer(p, "math")) == (listed[p["task_id"]]["answer_field"],
                                                              listed[p["task_id"]]["boxed_gold"])
+
+
+def test_distinct_math500_golds_are_never_judged_equal(shared_data):
+    """No false positives across problems: 1,500 random pairs of MATH-500 golds with different normalised
+    forms. (A pair judged equal would have to be one answer written two ways; when this test was written no
+    pair was judged equal, and a sweep of 20,000 random test5000 pairs found none either.)"""
+    import random
+
+    from eval.math.normalize import normalize_answer
+
+    problems = load_problems(shared_data("math", "math500_test.jsonl"), "math")
+    golds = sorted({normalize_answer(gold_answer(p, "math")): gold_answer(p, "math") for p in problems}.values())
+    rng = random.Random(0)
+    pairs = [tuple(rng.sample(golds, 2)) for _ in range(1500)]
+    assert [pair for pair in pairs if is_equiv(*pair)] == []
