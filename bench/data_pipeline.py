@@ -160,7 +160,7 @@ def small_edit(text: str, k: int) -> str:
 
 def dedup_corpus(n_docs: int) -> tuple[list[str], dict[int, int]]:
     files = [p for p in stdlib_python(40) if 2_000 < p.stat().st_size < 60_000][: int(n_docs / 1.2)]
-    docs = [p.read_text(encoding="utf-8") for p in files]
+    docs = [p.read_text(encoding="utf-8", errors="replace") for p in files]
     planted = {}
     for k, i in enumerate(range(0, len(files), 5)):
         planted[len(docs)] = i

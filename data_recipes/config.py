@@ -27,8 +27,10 @@ class SourceConfig:
     hub_name: str = ""
     hub_config: str | None = None
     split: str = "train"
-    # hub: data files for builder datasets (e.g. hub_name "json" with local files, as the tests do).
+    # hub: data files for builder datasets (e.g. hub_name "json" with local files, as the tests do) and the
+    # dataset's sub-folder (The Stack: data/python, ...).
     data_files: list[str] = field(default_factory=list)
+    hub_data_dir: str | None = None
     text_field: str = "content"
     # Field holding a file path or language name, when records have one (used for language detection).
     path_field: str | None = None

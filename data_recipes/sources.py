@@ -160,7 +160,9 @@ def read_parquet(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
 def read_hub(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
     import datasets
 
-    kwargs = {"data_files": list(cfg.data_files)} if cfg.data_files else {}
+    kwargs: dict = {"data_files": list(cfg.data_files)} if cfg.data_files else {}
+    if cfg.hub_data_dir:
+        kwargs["data_dir"] = cfg.hub_data_dir
     stream = datasets.load_dataset(cfg.hub_name, cfg.hub_config, split=cfg.split, streaming=True, **kwargs)
     for row, record in enumerate(stream):
         yield record_item(cfg, f"{cfg.name}:{row}", record, 0)
