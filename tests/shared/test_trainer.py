@@ -19,7 +19,9 @@ from shared.modeling import load_model
 from shared.packing import collate_rows
 from shared.schedules import lr_at
 from shared.trainer import Trainer, build_ds_config
-from tests.shared.trainer_helpers import tiny_config, tiny_data
+from tests.shared.trainer_helpers import one_thread, tiny_config, tiny_data  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Crash(Exception):

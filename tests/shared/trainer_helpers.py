@@ -6,6 +6,9 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+import torch
+
 from shared.config import ChatDataConfig, RunConfig, load_config
 from shared.data import SFTRows, sft_dataset
 from shared.modeling import load_tokenizer
@@ -56,3 +59,15 @@ def tiny_data(folder: Path, seq_len: int = 128, packing: str = "packed") -> tupl
     tok = load_tokenizer(tiny_config(folder).model)
     path = write_chat_jsonl(folder / "chat.jsonl")
     return tok, sft_dataset([path], tok, ChatDataConfig(packing=packing, default_system_prompt=None), seq_len)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine run several times faster with one intra-op thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
