@@ -1,11 +1,14 @@
-"""Sandbox side of the HumanEval(+)/MBPP(+) evaluation, and the value codec both sides share.
+"""Sandbox side of the HumanEval(+)/MBPP(+) evaluation (and the codec that carries inputs into it).
 
 In the sandbox: `python -I evalplus_harness.py` in a folder holding task.json, with the parent's token as
-the first line of stdin. It defines the solution, calls the entry point on every input (each under its own
-time limit, printing swallowed), writes the encoded outputs to outputs.jsonl, runs the original test
-(`check(candidate)` or MBPP assertions) if given, and prints the token last. The parent compares outputs
-with the expected ones itself: expected outputs never enter the sandbox, so code that rewrites this
-harness's comparison cannot make a wrong answer pass. Stdlib only: it must start fast.
+the first line of stdin. For every input it runs the canonical solution (defined before any sample code)
+and then the sample, under max(1 s, 4 x the canonical's time) as evalplus does, and compares them with
+evalplus's rules; then the original test (`check(candidate)` or MBPP asserts). The verdicts and the token
+are printed last in one write. Computing the expected output next to the sample's, input by input, means
+no expected-output pass or cache at all (evalplus's "cold" ground-truth step) and bounded memory even
+where outputs are huge (HumanEval/130 returns lists of a million floats). Like every in-process harness
+it trusts that sample code does not go looking for the harness's own objects; the token protects against
+early exits, crashes and killed parents. Stdlib only, numpy imported only for float tolerance.
 """
 
 from __future__ import annotations
@@ -86,6 +89,54 @@ def decode(value):
     raise ValueError(f"unknown tag {tag!r}")
 
 
+# ----------------------------------------------------------------------------- comparison (evalplus's rules)
+
+
+def _is_floats(x) -> bool:
+    if isinstance(x, float):
+        return True
+    return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x)
+
+
+def _allclose(out, exp, atol: float) -> bool:
+    import numpy as np  # only on the tolerance path: most samples never pay for the import
+
+    return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
+
+
+def outputs_match(dataset: str, entry_point: str, inp: list, out, exp, atol: float, oracles) -> bool:
+    """evalplus 0.3.1's differential check with its special oracles, and HumanEval/32 fixed (PR #201)."""
+    try:
+        exact = out == exp
+        if dataset == "mbpp":
+            if entry_point == "are_equivalent":  # Mbpp/164
+                exact = True
+            elif entry_point == "sum_div":  # Mbpp/295
+                exact = exact or out == 0
+            elif entry_point == "surface_Area":  # Mbpp/581
+                exact = exact or abs(out - oracles._surface_Area(*inp)) <= atol
+            elif entry_point == "digit_distance_nums":  # Mbpp/558
+                exact = exact or out == oracles._digit_distance_nums(*inp)
+            elif entry_point in oracles.MBPP_OUTPUT_SET_EQ_TASKS:
+                exact = set(out) == set(exp)
+            elif entry_point in oracles.MBPP_OUTPUT_NOT_NONE_TASKS:
+                exact = out == exp if isinstance(out, bool) else exp == (out is not None)
+        if dataset == "humaneval" and entry_point == "find_zero":
+            # evalplus asserts this, then `continue`s without marking the input passed: 163/164 canonical
+            return abs(oracles._poly(*inp, out)) <= atol
+        if atol == 0 and _is_floats(exp):
+            atol = 1e-6
+        if exact is True or (exact and not atol):
+            return bool(exact)
+        if atol == 0 or type(out) is not type(exp):
+            return False
+        if isinstance(exp, (list, tuple)) and len(out) != len(exp):
+            return False
+        return _allclose(out, exp, atol)
+    except BaseException:  # noqa: BLE001 - an output that cannot even be compared is wrong
+        return False
+
+
 # ----------------------------------------------------------------------------- sandbox side
 
 
@@ -109,45 +160,82 @@ def _call(fn, args, limit: float):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def _write(f, record: dict) -> None:
-    f.write(json.dumps(record) + "\n")
-    f.flush()
+def _define(code: str, entry_point: str, limit: float):
+    namespace: dict = {"__name__": "__main__"}
+    _call(lambda: exec(code, namespace), (), limit)
+    return namespace, namespace[entry_point]
+
+
+def _load_oracles(path: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evalplus_special_oracle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_inputs(task: dict, fn, reference, oracles) -> list[bool]:
+    """Per input: the reference (canonical) output first, then the sample's under max(1 s, 4 x reference time)."""
+    verdicts = []
+    for raw in task["inputs"]:
+        try:
+            exp, seconds = _call(reference, decode(raw), task["reference_limit"])
+        except BaseException as e:  # noqa: BLE001 - a broken reference is the parent's error to report
+            raise RuntimeError(f"reference solution failed: {type(e).__name__}") from None
+        if task["output_not_none"]:
+            exp = exp is not None
+        limit = max(task["min_time_limit"], task["time_limit_factor"] * seconds)
+        try:
+            out, _ = _call(fn, decode(raw), limit)
+            ok = outputs_match(task["dataset"], task["entry_point"], decode(raw), out, exp, task["atol"], oracles)
+        except BaseException:  # noqa: BLE001
+            ok = False
+        verdicts.append(ok)
+        if not ok:
+            break  # the verdicts that count need every input: stop at the first failure
+    return verdicts
 
 
 def main() -> None:
+    exit_now, write = os._exit, os.write  # bound before sample code runs (it may patch os)
     token = sys.stdin.readline().strip()
     sys.stdin.close()
     with open("task.json", encoding="utf-8") as f:
         task = json.load(f)
+    os.remove("task.json")
     signal.signal(signal.SIGALRM, _on_alarm)
-    out = open("outputs.jsonl", "w", encoding="utf-8")
-    namespace: dict = {"__name__": "__main__"}
+    oracles = _load_oracles(task["oracles"])
+    # The reference is defined first, before any sample code can touch the interpreter's state.
+    reference = _define(task["reference"], task["entry_point"], task["load_limit"])[1] if task["inputs"] else None
+    verdict = {"base": None, "plus": None, "original": None, "n": len(task["inputs"])}
     fn = None
     try:
-        _call(lambda: exec(task["code"], namespace), (), task["load_limit"])
-        fn = namespace[task["entry_point"]]
-    except BaseException as e:  # noqa: BLE001 - any failure to define the function fails every input
-        _write(out, {"load_error": type(e).__name__})
-    if fn is not None:
-        for i, raw in enumerate(task["inputs"]):
-            try:
-                value, seconds = _call(fn, decode(raw), task["time_limits"][i])
-                _write(out, {"i": i, "out": encode(value), "t": seconds})
-            except BaseException as e:  # noqa: BLE001
-                _write(out, {"i": i, "error": type(e).__name__})
-                if task["stop_on_error"]:
-                    break
-    if task.get("test") and fn is not None:
+        namespace, fn = _define(task["code"], task["entry_point"], task["load_limit"])
+    except BaseException:  # noqa: BLE001 - a sample that does not define its function fails everything
+        namespace = {}
+    if task["inputs"]:
         try:
-            _call(lambda: exec(task["test"], namespace), (), task["load_limit"])
-            _call(namespace["check"], (fn,), task["test_limit"]) if task["test_calls_check"] else None
-            _write(out, {"original": True})
-        except BaseException as e:  # noqa: BLE001
-            _write(out, {"original": False, "error": type(e).__name__})
-    out.close()
+            ok = _check_inputs(task, fn, reference, oracles) if fn is not None else []
+        except RuntimeError as e:
+            ok, verdict["reference_error"] = [], str(e)
+        nb = task["n_base"]
+        verdict["base"] = len(ok) >= nb and all(ok[:nb])
+        verdict["plus"] = len(ok) == len(task["inputs"]) and all(ok)
+    if task.get("test"):
+        verdict["original"] = False
+        try:
+            if fn is not None:
+                _call(lambda: exec(task["test"], namespace), (), task["load_limit"])
+                if task["test_calls_check"]:
+                    _call(namespace["check"], (fn,), task["test_limit"])
+                verdict["original"] = True
+        except BaseException:  # noqa: BLE001
+            verdict["original"] = False
     sys.stdout.flush()
-    os.write(1, ("\n" + token + "\n").encode())
-    os._exit(0)
+    # Verdict and token in one write after the last sample code ran: nothing the sample printed can follow.
+    write(1, ("\n" + json.dumps(verdict) + "\n" + token + "\n").encode())
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ class Outcome:
     compile_s: float = 0.0
     run_s: float = 0.0
     files: dict[str, bytes] | None = None  # the program's `collect` files, when it passed
+    stdout_tail: str = ""  # the end of stdout, when it passed (the token is its last line)
 
     @property
     def passed(self) -> bool:
@@ -91,7 +92,7 @@ def execute_program(program: Program, sandbox: Sandbox, workroot: Path,
         step = program.run
         result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, stdin=(token + "\n").encode())
         if program.verdict(result, token):
-            return Outcome(PASSED, "", compile_s, result.wall_s, _collect(program, workdir))
+            return Outcome(PASSED, "", compile_s, result.wall_s, _collect(program, workdir), result.stdout[-2000:])
         return Outcome(_failure_status(result), _tail(result.stderr or result.stdout), compile_s, result.wall_s)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

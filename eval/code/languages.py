@@ -149,7 +149,7 @@ def build_go(problem: dict, completion: str) -> Program:
             + body)
     env = toolchains.go_env()
     cache = Path(env["GOCACHE"])
-    compile_ = Step(["go", "test", "-c", "-vet=off", "-o", "qs.test", "main_test.go"],
+    compile_ = Step(["go", "test", "-c", "-vet=off", "-ldflags=-s -w", "-o", "qs.test", "main_test.go"],
                     Limits(timeout_s=90.0, memory_mb=4096, file_size_mb=256), env, [cache])
     run = Step(["./qs.test", "-test.timeout=14s"], RUN_LIMITS, {k: v for k, v in env.items() if k != "GOCACHE"})
     return Program(files={"main_test.go": code}, compile=compile_, run=run)

@@ -110,7 +110,7 @@ def run_evaluation(opts: EvalOptions) -> dict[str, Any]:
         if env_errors:
             extra["environment_errors"] = env_errors
     else:
-        sandbox = Sandbox(opts.sandbox, hidden=[evalplus_runner.oracle_dir()])
+        sandbox = Sandbox(opts.sandbox)
         results = evalplus_runner.evaluate_evalplus(problems, samples, opts.benchmark, sandbox=sandbox,
                                                     workers=opts.workers, progress=opts.progress)
         dataset = evalplus_runner.dataset_label(problems, opts.benchmark, str(opts.problems))
