@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from data_recipes.decontaminate import ContaminationIndex
 from data_recipes.dedup import MinHasher
 from data_recipes.filters import heuristic_rejection
 from data_recipes.languages import detect_language
+from data_recipes.ngrams import token_hashes
 from data_recipes.report import StageReport
 from data_recipes.sources import Item
 from data_recipes.syntax import is_valid_syntax
@@ -60,14 +62,15 @@ class ChunkContext:
     """What every worker needs; built once in the parent and inherited by the forked workers."""
 
     recipe: CorpusRecipe
-    tokenizer: object  # a `tokenizers.Tokenizer` (the fast backend)
+    tokenizer: Any  # a `tokenizers.Tokenizer` (the fast backend)
     eos_id: int
     index: ContaminationIndex
     minhasher: MinHasher
     work: Path
 
 
-def document_rejection(ctx: ChunkContext, item: Item, lang: str, report: StageReport) -> tuple[str, str] | None:
+def document_rejection(ctx: ChunkContext, item: Item, lang: str, tokens: np.ndarray,
+                       report: StageReport) -> tuple[str, str] | None:  # fmt: skip
     """Run the per-document filters in order; (stage, reason) of the first that removes it, else None."""
     recipe, text = ctx.recipe, item.text or ""
     checks = [("language", lambda: None if not recipe.languages or lang in recipe.languages else "not_selected")]
@@ -76,7 +79,7 @@ def document_rejection(ctx: ChunkContext, item: Item, lang: str, report: StageRe
     if recipe.syntax.enabled:
         checks.append(("syntax", lambda: _syntax_reason(recipe.syntax.languages, lang, text)))
     if recipe.decontamination.enabled:
-        checks.append(("decontamination", lambda: _contamination_reason(ctx.index, text)))
+        checks.append(("decontamination", lambda: _contamination_reason(ctx.index, text, tokens)))
     for stage, check in checks:
         reason = check()
         report.add(stage, item.source, lang, item.n_bytes, reason)
@@ -91,15 +94,19 @@ def _syntax_reason(languages: list[str], lang: str, text: str) -> str | None:
     return "syntax_error" if is_valid_syntax(lang, text) is False else None
 
 
-def _contamination_reason(index: ContaminationIndex, text: str) -> str | None:
-    hit = index.matches(text)
+def _contamination_reason(index: ContaminationIndex, text: str, tokens: np.ndarray) -> str | None:
+    hit = index.matches(text, tokens)
     return None if hit is None else f"overlap:{hit[0]}"
 
 
 def process_chunk(ctx: ChunkContext, chunk_index: int, items: list[Item]) -> int:
     """All per-document stages for one chunk; writes its work files and returns the chunk index."""
     report = StageReport()
-    docs, texts, rejects, removed = [], [], [], []
+    docs: list[dict] = []
+    texts: list[str] = []
+    rejects: list[dict] = []
+    removed: list[dict] = []
+    signatures: list[np.ndarray] = []
     for item in items:
         lang = detect_language(item.path, item.text or "", item.declared_language)
         report.add("read", item.source, lang, item.n_bytes, item.reason)
@@ -112,8 +119,9 @@ def process_chunk(ctx: ChunkContext, chunk_index: int, items: list[Item]) -> int
                 removed.append({"doc_id": item.doc_id, "language": lang, "stage": "exact_dedup",
                                 "reason": "exact_duplicate", "duplicate_of": item.duplicate_of})  # fmt: skip
                 continue
+        tokens = token_hashes(item.text or "")  # shared by decontamination and MinHash
         try:
-            verdict = document_rejection(ctx, item, lang, report)
+            verdict = document_rejection(ctx, item, lang, tokens, report)
         except Exception as e:  # a document that crashes a filter is removed and reported, never fatal
             verdict = ("error", f"{type(e).__name__}")
             report.add("error", item.source, lang, item.n_bytes, verdict[1])
@@ -121,14 +129,14 @@ def process_chunk(ctx: ChunkContext, chunk_index: int, items: list[Item]) -> int
             removed.append({"doc_id": item.doc_id, "language": lang, "stage": verdict[0], "reason": verdict[1]})
             continue
         docs.append({"doc_id": item.doc_id, "source": item.source, "language": lang, "n_bytes": item.n_bytes})
-        texts.append(item.text)
+        texts.append(item.text or "")
+        signatures.append(ctx.minhasher.signature(item.text or "", tokens))
     # encode_batch_fast skips character offsets, which shards do not need: ~2x faster.
     encode = getattr(ctx.tokenizer, "encode_batch_fast", ctx.tokenizer.encode_batch)
     encodings = encode(texts, add_special_tokens=False) if texts else []
     token_arrays = [np.append(np.asarray(e.ids, dtype=np.uint32), np.uint32(ctx.eos_id)) for e in encodings]
     for doc, tokens in zip(docs, token_arrays, strict=True):
         doc["n_tokens"] = int(tokens.size)
-    signatures = [ctx.minhasher.signature(t) for t in texts]
     bin_path, sig_path, meta_path = chunk_paths(ctx.work, chunk_index)
     tokens = np.concatenate(token_arrays) if token_arrays else np.zeros(0, dtype=np.uint32)
     sigs = np.stack(signatures) if signatures else np.zeros((0, ctx.minhasher.num_perm), dtype=np.uint32)

@@ -93,11 +93,13 @@ class ContaminationIndex:
         if self.bitmap is None and len(self.hashes):
             self.bitmap = membership_filter(self.hashes)
 
-    def matches(self, text: str) -> tuple[str, int] | None:
-        """(benchmark name, number of shared n-grams) of the first benchmark hit, or None when clean."""
+    def matches(self, text: str, tokens: np.ndarray | None = None) -> tuple[str, int] | None:
+        """(benchmark name, number of shared n-grams) of the first benchmark hit, or None when clean.
+
+        `tokens`: token_hashes(text) when the caller has them already."""
         if len(self.hashes) == 0:
             return None
-        grams = ngram_hashes(token_hashes(text), self.ngram)
+        grams = ngram_hashes(token_hashes(text) if tokens is None else tokens, self.ngram)
         if len(grams) == 0 or self.bitmap is None:
             return None
         slots = (grams >> np.uint64(64 - _FILTER_BITS)).astype(np.int64)
@@ -113,8 +115,11 @@ class ContaminationIndex:
 
 def build_index(cfg: DecontaminationConfig) -> ContaminationIndex:
     data_dir = cfg.data_dir or os.environ.get("QS_EVAL_DATA", "")
-    names, all_hashes, all_owner = [], [], []
-    loaded, missing = {}, {}
+    names: list[str] = []
+    all_hashes: list[np.ndarray] = []
+    all_owner: list[np.ndarray] = []
+    loaded: dict[str, int] = {}
+    missing: dict[str, str] = {}
     for spec in cfg.benchmarks:
         try:
             texts = load_benchmark_texts(spec, data_dir, cfg.allow_hub)

@@ -43,9 +43,9 @@ class MinHasher:
         self.shingle_size = shingle_size
         self.a, self.b = permutations(num_perm, seed)
 
-    def shingles(self, text: str) -> np.ndarray:
-        """The document's distinct shingles as uint32 hashes."""
-        grams = ngram_hashes(token_hashes(text), self.shingle_size, short_as_one=True)
+    def shingles(self, text: str, tokens: np.ndarray | None = None) -> np.ndarray:
+        """The document's distinct shingles as uint32 hashes (`tokens`: token_hashes(text), if at hand)."""
+        grams = ngram_hashes(token_hashes(text) if tokens is None else tokens, self.shingle_size, short_as_one=True)
         return np.unique((grams >> U64(32)).astype(np.uint32))
 
     def signature_of_shingles(self, shingles: np.ndarray) -> np.ndarray:
@@ -57,8 +57,8 @@ class MinHasher:
                 np.minimum(sig, values.min(axis=0), out=sig)
         return sig
 
-    def signature(self, text: str) -> np.ndarray:
-        return self.signature_of_shingles(self.shingles(text))
+    def signature(self, text: str, tokens: np.ndarray | None = None) -> np.ndarray:
+        return self.signature_of_shingles(self.shingles(text, tokens))
 
 
 def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:

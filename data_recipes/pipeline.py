@@ -126,9 +126,12 @@ def run_chunks(ctx: ChunkContext, workers: int) -> int:
 
 def write_outputs(out: Path, ctx: ChunkContext, n_chunks: int, identity: dict, fp: str) -> dict:
     recipe, work = ctx.recipe, ctx.work
-    metas = [load_chunk_meta(work, i) for i in range(n_chunks)]
-    if any(m is None for m in metas):
-        raise RuntimeError("a chunk is missing after the per-document stage")
+    metas: list[dict] = []
+    for i in range(n_chunks):
+        meta = load_chunk_meta(work, i)
+        if meta is None:
+            raise RuntimeError(f"chunk {i} is missing after the per-document stage")
+        metas.append(meta)
     report = StageReport()
     for m in metas:
         report.merge(m["report"])
@@ -136,7 +139,9 @@ def write_outputs(out: Path, ctx: ChunkContext, n_chunks: int, identity: dict, f
     sigs = [load_chunk_signatures(work, i, recipe.dedup.num_perm) for i in range(n_chunks)]
     signatures = np.concatenate(sigs) if sigs else np.zeros((0, recipe.dedup.num_perm), np.uint32)
     selection = select(recipe, docs, [len(m["docs"]) for m in metas], signatures, report)
-    shards, tokens_by_lang, tokens_by_source = [], {}, {}
+    shards: list[dict] = []
+    tokens_by_lang: dict[str, int] = {}
+    tokens_by_source: dict[str, int] = {}
     for i, (meta, keep) in enumerate(zip(metas, selection.keep, strict=True)):
         if not keep.any():
             continue

@@ -50,7 +50,7 @@ def select(recipe: CorpusRecipe, docs: list[dict], chunk_sizes: list[int], signa
     if recipe.dedup.near:
         alive = np.flatnonzero(keep)
         labels = near_duplicate_clusters(signatures[alive], recipe.dedup.bands, recipe.dedup.threshold)
-        for pos, i in enumerate(alive):
+        for pos, i in enumerate(alive.tolist()):
             d, rep = docs[i], labels[pos]
             report.add("near_dedup", d["source"], d["language"], d["n_bytes"], None if rep == pos else "near_duplicate")
             if rep != pos:
@@ -65,7 +65,7 @@ def apply_budgets(recipe: CorpusRecipe, docs: list[dict], keep: np.ndarray, repo
     budgets = source_budgets(recipe)
     available = {s.name: 0 for s in recipe.sources}
     taken = dict(available)
-    for i in np.flatnonzero(keep):
+    for i in np.flatnonzero(keep).tolist():
         d = docs[i]
         available[d["source"]] += d["n_tokens"]
         budget = budgets[d["source"]]

@@ -163,7 +163,7 @@ def convert(kind: str, sources: list[str], out_path: str | Path, index: Contamin
 # ----------------------------------------------------------------------------- code SFT from the stdlib
 
 
-def documented_functions(path: Path, max_lines: int = 40) -> Iterator[tuple[str, str, str]]:
+def documented_functions(path: Path, max_lines: int = 40) -> Iterator[tuple[str, str, str, str]]:
     """(name, signature, docstring summary, source) of public top-level functions with a docstring."""
     try:
         source = path.read_text(encoding="utf-8")
@@ -180,7 +180,7 @@ def documented_functions(path: Path, max_lines: int = 40) -> Iterator[tuple[str,
         summary = doc.strip().split("\n\n")[0].strip()
         if len(summary) < 20:
             continue
-        yield node.name, f"({ast.unparse(node.args)})", summary, code  # type: ignore[misc]
+        yield node.name, f"({ast.unparse(node.args)})", summary, code
 
 
 def stdlib_code_instructions(max_examples: int, index: ContaminationIndex | None = None,
@@ -211,7 +211,8 @@ def stdlib_code_instructions(max_examples: int, index: ContaminationIndex | None
 def split_code_stages(records: list[dict]) -> tuple[list[dict], list[dict]]:
     """Two distinct mixtures: stage 2 = short functions (at most 12 lines, HumanEval-sized tasks), stage 1 =
     the longer rest (broad)."""
-    stage1, stage2 = [], []
+    stage1: list[dict] = []
+    stage2: list[dict] = []
     for r in records:
         (stage2 if r["response"].count("\n") - 1 <= 12 else stage1).append(r)
     return stage1, stage2

@@ -167,7 +167,7 @@ def generate_problems(n: int, seed: int = 0, split: str = "train", with_keys: bo
         name = rng.choice([t for t in queues if queues[t]])
         numbers = queues[name].pop()
         question, steps, answer = by_name[name].render(rng.choice(NAMES), rng.choice(ITEMS), *numbers)
-        record = {"question": question, "answer": solution_text(steps, answer)}
+        record: dict = {"question": question, "answer": solution_text(steps, answer)}
         if with_keys:
             record.update(template=name, numbers=list(numbers))
         problems.append(record)
