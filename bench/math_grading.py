@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eval.math.grader import _sympy_equal, is_equiv  # noqa: E402
+from eval.math.grader import SYMPY_CACHE, is_equiv  # noqa: E402
 from eval.math.problems import gold_answer, load_problems  # noqa: E402
 from tests.eval.math.equivalence_table import CASES  # noqa: E402
 
@@ -106,13 +106,13 @@ def main() -> None:
     graders = {"ours": is_equiv, "math-verify (raw)": math_verify_grader(False),
                "math-verify ($-wrapped)": math_verify_grader(True)}
     is_equiv("x^2-1", "(x-1)(x+1)")  # start our sympy worker (Math-Verify imports sympy at import time)
-    _sympy_equal.cache_clear()  # no verdict is reused from the warm-up or between runs
+    SYMPY_CACHE.clear()  # no verdict is reused from the warm-up or between runs
     report: dict[str, Any] = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
               "n_variant_pairs": len(pairs), "n_table_pairs": len(table)}
     for name, grade in graders.items():
         report[name] = {"variants": run(grade, pairs), "table": run(grade, table)}
         if name == "ours":
-            _sympy_equal.cache_clear()
+            SYMPY_CACHE.clear()
     best_mv = max((report[n] for n in graders if n != "ours"), key=lambda r: r["table"]["accuracy"])
     ours = report["ours"]
     report["speed_ratio_vs_math_verify"] = ours["variants"]["calls_per_s"] / best_mv["variants"]["calls_per_s"]

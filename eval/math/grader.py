@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from fractions import Fraction
-from functools import lru_cache
 
 from eval.math.normalize import MAX_ANSWER_CHARS, normalize_answer
 from eval.math.structure import Shape, parse_shape
-from eval.math.sympy_worker import shared_worker
+from eval.math.sympy_worker import CALL_DEADLINE_S, shared_worker
 
 log = logging.getLogger(__name__)
 
 NUMERIC_REL_TOL = 1e-8  # decimals that are the exact value to 8 digits; integers compare exactly
+CALL_BUDGET_S = 4.0  # one is_equiv call, all its sympy work together (a list compares many items)
 MAX_SYMPY_CHARS = 600  # longer scalars are compared as strings only: no real answer is that long
 _INT = r"[-+]?\d{1,400}"
 _DECIMAL = re.compile(r"[-+]?(?:\d{1,400}(?:\.\d{0,400})?|\.\d{1,400})")
@@ -56,11 +58,51 @@ def numbers_close(a: Fraction, b: Fraction) -> bool:
     return abs(a - b) <= Fraction(NUMERIC_REL_TOL) * max(abs(a), abs(b))
 
 
-@lru_cache(maxsize=200_000)
+class _SympyCache:
+    """Verdicts of the sympy worker by (kind, a, b); only verdicts reached with the full deadline are kept."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._verdicts: dict[tuple[str, str, str], bool] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> bool | None:
+        return self._verdicts.get(key)
+
+    def put(self, key: tuple[str, str, str], verdict: bool) -> None:
+        with self._lock:
+            if len(self._verdicts) >= self.max_entries:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+
+    def clear(self) -> None:
+        with self._lock:
+            self._verdicts.clear()
+
+
+SYMPY_CACHE = _SympyCache()
+_CALL = threading.local()  # the running is_equiv call's deadline, per thread
+
+
+def _remaining_s() -> float:
+    deadline = getattr(_CALL, "deadline", None)
+    return CALL_BUDGET_S if deadline is None else deadline - time.monotonic()
+
+
 def _sympy_equal(kind: str, a: str, b: str) -> bool:
-    equal, error = shared_worker().compare(kind, a, b)
-    if error and error.startswith(("timeout", "killed")):
+    key = (kind, a, b)
+    cached = SYMPY_CACHE.get(key)
+    if cached is not None:
+        return cached
+    remaining = _remaining_s()
+    if remaining < 0.05:
+        return False  # this call's budget is spent (a long list of symbolic items)
+    deadline = min(CALL_DEADLINE_S, remaining)
+    equal, error = shared_worker().compare(kind, a, b, deadline_s=deadline)
+    if error:
         log.debug("sympy gave up on %r vs %r: %s", a[:80], b[:80], error)
+    if error is None or deadline >= CALL_DEADLINE_S:
+        SYMPY_CACHE.put(key, equal)
     return equal
 
 
@@ -96,7 +138,15 @@ def _flatten(items: tuple[Shape, ...]) -> list[Shape]:
 def _unordered_equal(a: list[Shape], b: list[Shape]) -> bool:
     if len(a) != len(b):
         return False
+    # Pair identical items first (no sympy), then match what is left by equivalence.
     unused = list(b)
+    leftover = []
+    for item in a:
+        if item in unused:
+            unused.remove(item)
+        else:
+            leftover.append(item)
+    a = leftover
     for item in a:
         match = next((j for j, other in enumerate(unused) if shapes_equal(item, other)), None)
         if match is None:
@@ -133,6 +183,7 @@ def shapes_equal(a: Shape, b: Shape) -> bool:
 
 def is_equiv(prediction: str | None, gold: str | None) -> bool:
     """True when prediction and gold are the same final answer. Never raises; bounded time on any input."""
+    _CALL.deadline = time.monotonic() + CALL_BUDGET_S
     try:
         if prediction is None or gold is None:
             return False
@@ -148,3 +199,5 @@ def is_equiv(prediction: str | None, gold: str | None) -> bool:
     except Exception:  # a grader bug must cost one sample, never the run
         log.exception("is_equiv failed on %r vs %r", str(prediction)[:80], str(gold)[:80])
         return False
+    finally:
+        _CALL.deadline = None

@@ -72,7 +72,7 @@ def _replace_two_arg(text: str, command: str, template: str) -> str:
 def _replace_sqrt(text: str) -> str:
     text = re.sub(r"\\sqrt\[([^\[\]]+)\]\{", r"\\root{\1}{", text)
     text = _replace_two_arg(text, "\\root", "(({1})**(1/({0})))")
-    return text.replace("\\sqrt{", "sqrt{")
+    return text.replace("\\sqrt{", " sqrt{")
 
 
 def _absolute_values(text: str) -> str:
@@ -92,9 +92,9 @@ def _absolute_values(text: str) -> str:
 def latex_to_source(text: str) -> str:
     """Normalised LaTeX -> sympy parser source; raises NotParsable for anything outside the subset."""
     text = re.sub(r"\\log_\{([^{}]+)\}\s*\{?([^{}]+)\}?|\\log_(\w)\s*\{?([^{}]+)\}?",
-                  lambda m: f"log({m.group(2) or m.group(4)},{m.group(1) or m.group(3)})", text)
+                  lambda m: f" log({m.group(2) or m.group(4)},{m.group(1) or m.group(3)})", text)
     text = _replace_two_arg(text, "\\frac", "(({0})/({1}))")
-    text = _replace_two_arg(text, "\\binom", "binomial({0},{1})")
+    text = _replace_two_arg(text, "\\binom", " binomial({0},{1})")
     text = _replace_sqrt(text)
     text = _FUNCTION_ARGUMENT.sub(_wrap_function_argument, text)
     for latex, source in _SIMPLE.items():

@@ -130,7 +130,8 @@ class SympyWorker:
                 self._kill()
         return self._ready
 
-    def compare(self, kind: str, a: str, b: str) -> tuple[bool, str | None]:
+    def compare(self, kind: str, a: str, b: str, deadline_s: float | None = None) -> tuple[bool, str | None]:
+        """(equal, error) from the worker; error is None, the worker's own, or "killed at deadline"."""
         with self._lock:
             if not self._ensure_ready():
                 return False, "worker failed to start"
@@ -141,7 +142,8 @@ class SympyWorker:
             except (BrokenPipeError, OSError):
                 self._kill()
                 return False, "worker died"
-            line = self._read_line(time.monotonic() + self.call_deadline_s)
+            wait = self.call_deadline_s if deadline_s is None else min(deadline_s, self.call_deadline_s)
+            line = self._read_line(time.monotonic() + wait)
             if line is None:
                 self._kill()
                 self.restarts += 1

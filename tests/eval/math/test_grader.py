@@ -46,6 +46,7 @@ PATHOLOGICAL = [
     ("$" * 1000 + "\\" * 1000, "\\}"),
     ("1 " + "a " * 3000 + "!", "1"),
     ("((x+1)^{200}-1)^{50}", "(x+1)^{10000}"),
+    (", ".join(f"\\sqrt{{{k}}}x+{k}" for k in range(80)), ", ".join(f"\\sqrt{{{k}}}y+{k}" for k in range(80))),
 ]
 
 
@@ -100,3 +101,15 @@ def test_worker_killed_at_its_deadline_is_replaced():
         assert worker.compare("expression", "x+x", "2x") == (True, None)  # a fresh worker answers
     finally:
         worker.close()
+
+
+def test_long_symbolic_lists_stay_within_the_call_budget():
+    # 80 items that all need sympy, matched in reverse order: thousands of comparisons without a budget.
+    prediction = ", ".join(f"{k}+\\sqrt{{{k}}}x" for k in range(80))
+    gold = ", ".join(f"x\\sqrt{{{k}}}+{k}" for k in reversed(range(80)))
+    start = time.monotonic()
+    verdict = is_equiv(prediction, gold)
+    assert time.monotonic() - start < CALL_LIMIT_S
+    assert isinstance(verdict, bool)  # True when the budget sufficed; either way the call came back
+    short = ", ".join(f"{k}+\\sqrt{{{k}}}x" for k in range(4)), ", ".join(f"x\\sqrt{{{k}}}+{k}" for k in (3, 2, 1, 0))
+    assert is_equiv(*short) is True
