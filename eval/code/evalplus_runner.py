@@ -62,6 +62,8 @@ def prepare_problems(records: list[dict], benchmark: str) -> dict[str, dict]:
         for key in ("base_input", "plus_input"):
             if isinstance(p.get(key), str):
                 p[key] = json.loads(p[key])
+            if key in p and not p[key]:
+                p[key] = []  # the MBPP+ prerelease stores "no plus inputs" as {} (Mbpp/793)
         if benchmark == "mbpp" and "base_input" in p:
             p["base_input"] = mbpp_deserialize_inputs(p["task_id"], p["base_input"])
             p["plus_input"] = mbpp_deserialize_inputs(p["task_id"], p["plus_input"])

@@ -93,7 +93,7 @@ def _warn_fallback_once() -> None:
     if not _warned:
         _warned = True
         log.warning(
-            "sandbox: bubblewrap is unavailable or cannot create namespaces here; running samples in their own "
+            "sandbox: not using bubblewrap (mode 'none', or bwrap missing or unable to create namespaces); running samples in their own "
             "process group under `timeout` with rlimits only. Files outside the sample's folder and the network "
             "are NOT isolated and daemonised children may outlive a sample. Install Debian's `bubblewrap`."
         )
