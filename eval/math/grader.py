@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from eval.math.normalize import MAX_ANSWER_CHARS, normalize_answer
 from eval.math.structure import Shape, parse_shape
-from eval.math.sympy_worker import CALL_DEADLINE_S, shared_worker
+from eval.math.sympy_worker import CALL_DEADLINE_S, TRANSIENT_ERRORS, shared_worker
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ def _sympy_equal(kind: str, a: str, b: str) -> bool:
     equal, error = shared_worker().compare(kind, a, b, deadline_s=deadline)
     if error:
         log.debug("sympy gave up on %r vs %r: %s", a[:80], b[:80], error)
-    if error is None or deadline >= CALL_DEADLINE_S:
-        SYMPY_CACHE.put(key, equal)
+    if error not in TRANSIENT_ERRORS and (error is None or deadline >= CALL_DEADLINE_S):
+        SYMPY_CACHE.put(key, equal)  # a timeout is a verdict only when it had the full deadline
     return equal
 
 

@@ -27,6 +27,8 @@ WORKER_ALARM_S = 2.0  # the worker gives up on its own after this
 CALL_DEADLINE_S = 3.0  # the caller kills the worker after this (C code ignores the alarm)
 STARTUP_DEADLINE_S = 60.0  # importing sympy on a loaded 2-core machine can take a while, once
 MEMORY_LIMIT_BYTES = 2 << 30
+# Errors that say nothing about the pair (a verdict after one of these must not be cached).
+TRANSIENT_ERRORS = ("busy", "worker died", "worker failed to start")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -131,9 +133,15 @@ class SympyWorker:
         return self._ready
 
     def compare(self, kind: str, a: str, b: str, deadline_s: float | None = None) -> tuple[bool, str | None]:
-        """(equal, error) from the worker; error is None, the worker's own, or "killed at deadline"."""
-        with self._lock:
-            if not self._ensure_ready():
+        """(equal, error): error is None, the worker's own (an exception, "timeout"), "killed at deadline",
+        or one of TRANSIENT_ERRORS. deadline_s bounds the whole call, waiting for other threads included."""
+        budget = self.call_deadline_s if deadline_s is None else min(deadline_s, self.call_deadline_s)
+        start = time.monotonic()
+        if not self._lock.acquire(timeout=max(budget, 0.0)):
+            return False, "busy"  # other threads held the worker for this call's whole budget
+        remaining = budget - (time.monotonic() - start)
+        try:
+            if not self._ensure_ready():  # a (re)start's imports are not charged to the call
                 return False, "worker failed to start"
             assert self._proc is not None and self._proc.stdin is not None
             try:
@@ -142,8 +150,7 @@ class SympyWorker:
             except (BrokenPipeError, OSError):
                 self._kill()
                 return False, "worker died"
-            wait = self.call_deadline_s if deadline_s is None else min(deadline_s, self.call_deadline_s)
-            line = self._read_line(time.monotonic() + wait)
+            line = self._read_line(time.monotonic() + remaining)
             if line is None:
                 self._kill()
                 self.restarts += 1
@@ -151,6 +158,8 @@ class SympyWorker:
                 return False, "killed at deadline"
             answer = json.loads(line)
             return bool(answer["equal"]), answer.get("error")
+        finally:
+            self._lock.release()
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's worker (it stays the parent's) and any held lock."""
