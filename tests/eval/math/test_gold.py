@@ -61,7 +61,7 @@ def test_math_test5000_lossy_answer_field_fails_exactly_on_listed_rows(shared_da
 
 
 def test_distinct_math500_golds_are_never_judged_equal(shared_data):
-    """No false positives across problems: 1,500 random pairs of MATH-500 golds with different normalised
+    """No false positives across problems: 600 random pairs of MATH-500 golds with different normalised
     forms. (A pair judged equal would have to be one answer written two ways; when this test was written no
     pair was judged equal, and a sweep of 20,000 random test5000 pairs found none either.)"""
     import random
@@ -71,5 +71,5 @@ def test_distinct_math500_golds_are_never_judged_equal(shared_data):
     problems = load_problems(shared_data("math", "math500_test.jsonl"), "math")
     golds = sorted({normalize_answer(gold_answer(p, "math")): gold_answer(p, "math") for p in problems}.values())
     rng = random.Random(0)
-    pairs = [tuple(rng.sample(golds, 2)) for _ in range(1500)]
+    pairs = [tuple(rng.sample(golds, 2)) for _ in range(600)]
     assert [pair for pair in pairs if is_equiv(*pair)] == []
