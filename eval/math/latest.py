@@ -2,9 +2,10 @@
 
 Finds the newest `runs/math-sft/<run>` or `runs/math-rft/<run>` with an `export/`, generates with it
 (zero-shot ChatML: the math recipes train chat models) and grades into
-`runs/<recipe>/<run>/eval/<benchmark>/step-<N>/` where N is the last step in the run's metrics.jsonl
-(or `final` when the run logged none). Default problems: the run's `data/heldout.jsonl` (GSM8K-style
-question/answer rows); `--problems` with `--benchmark gsm8k|math` evaluates a full GSM8K or MATH-500 set.
+`runs/<recipe>/<run>/eval/<set>/step-<N>/` where N is the last step in the run's metrics.jsonl (or `final`
+when the run logged none). Default problems: the run's `data/heldout.jsonl` (GSM8K-style question/answer
+rows, graded by the gsm8k grader), written under `eval/heldout/`; `--problems` with `--benchmark gsm8k|math`
+evaluates a full GSM8K or MATH-500 set under `eval/gsm8k/` or `eval/math/`.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     problems = args.problems or str(run_dir / HELDOUT)
     if not args.problems and not (run_dir / HELDOUT).exists():
         raise SystemExit(f"error: {run_dir / HELDOUT} not found; pass --problems")
-    out = run_dir / "eval" / args.benchmark / f"step-{export_step(run_dir)}"
+    # The folder names the problem set (eval/results.py reads eval/heldout/ as the run's held-out set, graded
+    # by the gsm8k grader), so a held-out score never lands beside a full GSM8K one.
+    folder = "heldout" if not args.problems else args.benchmark
+    out = run_dir / "eval" / folder / f"step-{export_step(run_dir)}"
     log.info("evaluating %s on %s -> %s", run_dir / "export", problems, out)
     eval_args = argparse.Namespace(
         benchmark=args.benchmark, problems=problems, samples=None, model=str(run_dir / "export"), out=str(out),

@@ -142,9 +142,14 @@ def test_latest_evaluates_the_newest_export_on_its_heldout_set(tmp_path, tiny_ex
     os.utime(old / "export", (1, 1), follow_symlinks=False)
     os.utime(new / "export", (2, 2), follow_symlinks=False)
     assert latest_main(["--runs-dir", str(runs), "--max-new-tokens", "4"]) == 0
-    summary = json.loads((new / "eval" / "gsm8k" / "step-3" / "summary.json").read_text())
+    summary = json.loads((new / "eval" / "heldout" / "step-3" / "summary.json").read_text())
     assert summary["n_problems"] == 2 and summary["n_samples"] == 2
+    assert summary["benchmark"] == "gsm8k"  # graded by the gsm8k grader
     assert not (old / "eval").exists()
+    # A full benchmark run lands in its own folder, never beside the held-out score.
+    problems = _write_jsonl(tmp_path / "gsm8k.jsonl", GSM8K_ROWS[:1])
+    assert latest_main(["--runs-dir", str(runs), "--problems", str(problems), "--max-new-tokens", "4"]) == 0
+    assert (new / "eval" / "gsm8k" / "step-3" / "results.jsonl").exists()
 
 
 def test_latest_without_runs_says_what_to_do(tmp_path):
