@@ -58,7 +58,9 @@ class MinHasher:
         return sig
 
     def signature(self, text: str, tokens: np.ndarray | None = None) -> np.ndarray:
-        return self.signature_of_shingles(self.shingles(text, tokens))
+        # Repeated shingles cannot change a minimum: no need for the (costly) np.unique of shingles().
+        grams = ngram_hashes(token_hashes(text) if tokens is None else tokens, self.shingle_size, short_as_one=True)
+        return self.signature_of_shingles((grams >> U64(32)).astype(np.uint32))
 
 
 def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from data_recipes.config import HeuristicsConfig
 
 # Numeric and hex literals (with their separators): what a data table or an embedded blob is made of.
 _DATA_LITERAL = re.compile(r"0[xX][0-9a-fA-F]+|\d[\d_.eE+-]*|[0-9a-fA-F]{8,}")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _ASCII_ALNUM = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _LITERAL_BYTES = b"0123456789abcdefABCDEFxX_.+-"  # every byte _DATA_LITERAL can match
 _WHITESPACE_BYTES = b" \t\n\r\x0b\x0c"
@@ -35,7 +36,7 @@ def alnum_fraction(text: str) -> float:
         return 0.0
     data = text.encode("utf-8", "surrogatepass")
     ascii_alnum = len(data) - len(data.translate(None, _ASCII_ALNUM))
-    non_ascii = sum(1 for c in text if ord(c) > 127 and c.isalnum()) if len(data) != len(text) else 0
+    non_ascii = sum(c.isalnum() for c in _NON_ASCII.findall(text)) if len(data) != len(text) else 0
     return (ascii_alnum + non_ascii) / len(text)
 
 
