@@ -17,4 +17,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# npm package for JavaScript/162, in the evaluator's cache (it adds <cache>/node/node_modules to NODE_PATH).
+cache="${QS_CODE_EVAL_CACHE:-$HOME/.cache/qwen_specialists/code-eval}"
+if [ ! -d "$cache/node/node_modules/js-md5" ]; then
+    mkdir -p "$cache/node"
+    npm install --silent --no-audit --no-fund --prefix "$cache/node" js-md5@0.9.2 >/dev/null
+fi
+# The Rust tests' crates (rand with the old gen_range API, regex, md5) are built from Debian's crate sources
+# (/usr/share/cargo/registry, used as a local cargo registry) by the evaluator on first use; build them now.
+if [ -x "$(command -v python3)" ] && [ -d .venv ]; then
+    .venv/bin/python -c "from eval.code.toolchains import rust_externs; rust_externs()" || true
+fi
 echo "toolchains: ok"
