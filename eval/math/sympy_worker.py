@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import select
 import subprocess
@@ -22,6 +23,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 WORKER_ALARM_S = 2.0  # the worker gives up on its own after this
 CALL_DEADLINE_S = 3.0  # the caller kills the worker after this (C code ignores the alarm)
@@ -87,7 +90,8 @@ class SympyWorker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "eval.math.sympy_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            # stderr inherited: a worker that cannot start (a broken sympy install) says why
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
             cwd=str(PROJECT_ROOT),
         )
         self._owner_pid = os.getpid()
@@ -129,6 +133,8 @@ class SympyWorker:
         if not self._ready:
             self._ready = self._read_line(time.monotonic() + STARTUP_DEADLINE_S) is not None
             if not self._ready:
+                log.warning("the sympy worker did not start within %.0fs: symbolic comparisons answer False",
+                            STARTUP_DEADLINE_S)
                 self._kill()
         return self._ready
 
