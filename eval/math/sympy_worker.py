@@ -7,7 +7,7 @@ an interval timer, and the caller kills it when its deadline passes and starts a
 serialised by a lock, so threads may share the client; a forked child (a process pool) notices the pid
 change and starts its own worker.
 
-Run as `python -m eval.math.sympy_worker` (what the client does); it reads requests
+The worker runs `serve()` in a fresh interpreter (what the client starts); it reads requests
 `{"kind": "expression"|"equation", "a": ..., "b": ...}` and answers `{"equal": bool, "error": str|None}`.
 """
 
@@ -89,7 +89,8 @@ class SympyWorker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "eval.math.sympy_worker"],
+            # -c rather than -m: the package imports this module, and runpy warns about running it twice
+            [sys.executable, "-c", "from eval.math.sympy_worker import serve; serve()"],
             # stderr inherited: a worker that cannot start (a broken sympy install) says why
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
             cwd=str(PROJECT_ROOT),
