@@ -25,6 +25,8 @@ _GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu
 _FUNCTIONS = ("sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh log ln exp").split()
 _SIMPLE = {r"\cdot": "*", r"\times": "*", r"\div": "/", r"\infty": " oo ", r"\pi": " pi ", r"\ln": "log",
            r"\exp": "exp", r"\lvert": "|", r"\rvert": "|", r"\vert": "|", r"\mid": "|", r"\emptyset": "EmptySet"}
+_SYMPY_NAME = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "ln": "log"}
+_BRACKETS = {r"\lfloor": " floor(", r"\rfloor": ")", r"\lceil": " ceiling(", r"\rceil": ")"}
 _SAFE_SOURCE = re.compile(r"[A-Za-z0-9_+\-*/().,!| ]*")
 _REL_TOL = 1e-9  # when a decimal literal is involved
 _EXACT_REL_TOL = 1e-30  # exact expressions, evaluated to _DIGITS digits
@@ -41,7 +43,7 @@ _FUNCTION_ARGUMENT = re.compile(
 
 def _wrap_function_argument(m: re.Match[str]) -> str:
     name, power, argument = m.group(1), m.group(2), m.group(3)
-    applied = f" {name}({argument}) "
+    applied = f" {_SYMPY_NAME.get(name, name)}({argument}) "
     return f"({applied})**{power}" if power else applied
 
 
@@ -96,10 +98,14 @@ def latex_to_source(text: str) -> str:
     text = _replace_two_arg(text, "\\frac", "(({0})/({1}))")
     text = _replace_two_arg(text, "\\binom", " binomial({0},{1})")
     text = _replace_sqrt(text)
+    text = re.sub(r"\\(sin|cos|tan)\^\{?-1\}?", r"\\arc\1", text)  # \\sin^{-1} is arcsin
+    for latex, source in _BRACKETS.items():
+        text = text.replace(latex, source)
     text = _FUNCTION_ARGUMENT.sub(_wrap_function_argument, text)
     for latex, source in _SIMPLE.items():
         text = text.replace(latex, source)
-    text = re.sub(r"\\(" + "|".join(_GREEK + _FUNCTIONS) + r")(?![a-zA-Z])", r" \1 ", text)
+    text = re.sub(r"\\(" + "|".join(_GREEK + _FUNCTIONS) + r")(?![a-zA-Z])",
+                  lambda m: f" {_SYMPY_NAME.get(m.group(1), m.group(1))} ", text)
     text = re.sub(r"\\operatorname\{(\w+)\}", r" \1 ", text)
     if "\\" in text:
         raise NotParsable(f"unsupported LaTeX in {text[:60]!r}")
