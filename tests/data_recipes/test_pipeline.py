@@ -124,3 +124,22 @@ def test_token_budget_caps_a_source(built, tmp_path):
     assert 0 < capped["tokens_by_source"]["tree"] <= 200
     assert capped["mixture"]["sources"]["tree"]["budget_tokens"] == 200
     assert capped["stage_report"]["mixture"]["tree"]
+
+
+def test_contaminated_document_dropped_and_listed(tmp_path):
+    problem = "Return the list of prime factors of n, smallest first, each repeated as often as it divides n."
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"prompt": f'def factorize(n):\n    """{problem}"""\n'}) + "\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "leak.py").write_text(f'import math\n\n\ndef factorize(n):\n    """{problem}"""\n    return []\n')
+    (tree / "clean.py").write_text('def add(a, b):\n    """Sum of a and b."""\n    return a + b\n')
+    decontamination = {"enabled": True, "allow_hub": False, "require_all": True,
+                       "benchmarks": [{"name": "local-eval", "path": str(bench), "fields": ["prompt"]}]}  # fmt: skip
+    out = build_corpus(recipe(tmp_path / "out", [{"name": "t", "kind": "tree", "path": str(tree)}],
+                              decontamination=decontamination))  # fmt: skip
+    (listed,) = rows(out / "decontaminated.jsonl")
+    assert listed["doc_id"] == "t:leak.py" and listed["reason"] == "overlap:local-eval"
+    kept = [d["doc_id"] for p in sorted(out.glob("shard-*.docs.jsonl")) for d in rows(p)]
+    assert kept == ["t:clean.py"]
+    assert json.loads((out / "manifest.json").read_text())["decontamination"]["benchmarks"] == {"local-eval": 1}
