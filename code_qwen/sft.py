@@ -212,8 +212,9 @@ def chat_sample(export: Path, prompt: str) -> dict:
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=48, do_sample=False,
                              eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"))
-    completion = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-    return {"export": str(export), "prompt": prompt, "rendered_prompt": rendered, "completion": completion}
+    new = out[0, ids["input_ids"].shape[1]:]
+    return {"export": str(export), "prompt": prompt, "rendered_prompt": rendered, "new_tokens": int(new.numel()),
+            "completion": tokenizer.decode(new, skip_special_tokens=True)}
 
 
 def write_pointers(cfg: Config, stages: dict[str, dict]) -> Path:
