@@ -1,0 +1,169 @@
+"""`just math-rft [config.yaml] [key=value ...]`: rejection-sampling fine-tuning rounds (RFT, Yuan et al. 2023).
+
+Round r: the current model samples k solutions per training problem (math_qwen.rft_sampling, resumable),
+correct ones with valid calculator annotations are kept and deduplicated by equation list and text
+(math_qwen.rft_filter), written with provenance to round-<r>/augmented.jsonl, and the masked math SFT
+(math_qwen.sft) trains on the original data plus every round's augmented file so far, from the base model
+(rft.train_from=base, as in RFT) or from the sampling model (current). Each round appends a line to
+runs/math-rft/<run>/rounds.jsonl; the newest round's export is published as runs/math-rft/<run>/export/ and
+its held-out summary as eval/summary.json. The first sampler is rft.sampler, or else the math-sft run of the
+same name and settings (trained first when it is not there yet). Re-running resumes: finished rounds are
+skipped, sampling continues where it stopped, the SFT resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from math_qwen import sft
+from math_qwen.data import PreparedData, prepare_data
+from math_qwen.heldout_eval import evaluate_heldout, read_summary, write_run_summary
+from math_qwen.rft_data import augmented_conversations, round_stats, write_augmented
+from math_qwen.rft_problems import read_problems
+from math_qwen.rft_sampling import SamplingConfig, sample_problems
+from shared.config import ConfigError, parse_cli
+from shared.modeling import load_tokenizer
+
+log = logging.getLogger("math_qwen.rft")
+RECIPE = "math-rft"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "rft" / "tiny.yaml"
+
+
+@dataclass
+class RFTConfig:
+    rounds: int = 1
+    # HF folder of the round-1 sampler (an SFT export). Empty: the math-sft run with this run's name and settings.
+    sampler: str = ""
+    # base: each round's SFT starts from the base model (RFT); current: from the model that sampled.
+    train_from: str = "base"
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def validate(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError("rft.rounds must be >= 1")
+        if self.train_from not in ("base", "current"):
+            raise ConfigError("rft.train_from must be base or current")
+        if self.sampling.k < 1 or self.sampling.temperature <= 0:
+            raise ConfigError("rft.sampling.k must be >= 1 and rft.sampling.temperature > 0 (sampling, not greedy)")
+
+
+@dataclass
+class Config(sft.Config):
+    rft: RFTConfig = field(default_factory=RFTConfig)
+
+
+def as_sft_config(cfg: Config, **changes: Any) -> sft.Config:
+    """The SFT part of an RFT config (what math_qwen.sft would be run with)."""
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(sft.Config)}
+    return dataclasses.replace(sft.Config(**fields), **changes)
+
+
+def first_sampler(cfg: Config) -> Path:
+    if cfg.rft.sampler:
+        return Path(cfg.rft.sampler)
+    log.info("round-1 sampler: the math-sft run %s (trained now unless it is finished)", cfg.run_name)
+    return Path(sft.run(as_sft_config(cfg))["export_dir"])
+
+
+def sampler_accuracy(cfg: Config, sampler: Path, tokenizer, heldout: Path, out_dir: Path) -> dict[str, Any]:
+    """Held-out summary of the sampling model: its own run's summary when made on the same problems, else new."""
+    own = read_summary(sampler.parent / "eval")
+    if own and Path(own.get("problems_file", "")).is_file() and Path(own["problems_file"]).read_bytes() == heldout.read_bytes():
+        return own
+    return evaluate_heldout(sft.exported_model(sampler, cfg, tokenizer), tokenizer, heldout, out_dir, cfg.eval,
+                            cfg.data.heldout_benchmark)  # fmt: skip
+
+
+def read_rounds(path: Path) -> dict[int, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    return {r["round"]: r for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())}
+
+
+def publish(run_dir: Path, export: Path) -> None:
+    """The newest round's model as <run>/export (what `just math-eval` picks up), replaced atomically."""
+    tmp = run_dir / ".export.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(export, tmp)
+    shutil.rmtree(run_dir / "export", ignore_errors=True)
+    tmp.rename(run_dir / "export")
+
+
+def run_round(cfg: Config, r: int, sampler: Path, prepared: PreparedData, augmented: list[Path]) -> dict[str, Any]:
+    """Sample, filter, write the augmented file, train; the round's rounds.jsonl line."""
+    start = time.monotonic()
+    run_dir = Path(cfg.runs_dir) / RECIPE / cfg.run_name
+    round_dir = run_dir / f"round-{r}"
+    tokenizer = load_tokenizer(cfg.model)
+    problem_set = read_problems(prepared.train_files, cfg.rft.sampling.max_problems)
+    problems = problem_set.problems
+    before = None
+    if prepared.heldout_file is not None and cfg.eval.enabled:
+        before = sampler_accuracy(cfg, sampler, tokenizer, prepared.heldout_file, round_dir / "eval-sampler")
+    model = sft.exported_model(sampler, cfg, tokenizer)
+    records = sample_problems(model, tokenizer, problems, round_dir / "samples.jsonl", cfg.rft.sampling,
+                              round_=r, model_name=str(sampler))  # fmt: skip
+    del model
+    augmented.append(write_augmented(round_dir / "augmented.jsonl", augmented_conversations(problems, records)))
+    init = cfg.init_from if cfg.rft.train_from == "base" else str(sampler)
+    round_cfg = as_sft_config(cfg, run_name=f"{cfg.run_name}/round-{r}", init_from=init,
+                              eval=dataclasses.replace(cfg.eval, baseline=False))  # fmt: skip
+    result = sft.run(round_cfg, RECIPE, PreparedData([*prepared.train_files, *augmented], prepared.heldout_file, None))
+    after = result.get("eval_after")
+    return {"round": r, **round_stats(problems, records), "skipped_problems": dict(problem_set.skipped),
+            "skipped_where": problem_set.skipped_where[:20],
+            "accuracy_before": before["accuracy"] if before else None,
+            "accuracy_after": after["accuracy"] if after else None,
+            "n_heldout": after["n_problems"] if after else None, "sampler": str(sampler),
+            "trained_from": init or cfg.model.name_or_path, "export": result["export_dir"], "steps": result["step"],
+            "train_files": [str(p) for p in [*prepared.train_files, *augmented]],
+            "seconds": round(time.monotonic() - start, 1)}  # fmt: skip
+
+
+def run(cfg: Config) -> list[dict[str, Any]]:
+    run_dir = Path(cfg.runs_dir) / RECIPE / cfg.run_name
+    prepared = prepare_data(cfg.data, run_dir)
+    rounds_path = run_dir / "rounds.jsonl"
+    done = read_rounds(rounds_path)
+    sampler = first_sampler(cfg)
+    augmented: list[Path] = []
+    lines = []
+    for r in range(1, cfg.rft.rounds + 1):
+        if r in done:
+            augmented.append(run_dir / f"round-{r}" / "augmented.jsonl")
+            sampler = Path(done[r]["export"])
+            lines.append(done[r])
+            continue
+        line = run_round(cfg, r, sampler, prepared, augmented)
+        with open(rounds_path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        sampler = Path(line["export"])
+        publish(run_dir, sampler)
+        after = read_summary(sampler.parent / "eval")
+        if after is not None:
+            write_run_summary(run_dir, after, {"accuracy": line["accuracy_before"], "n_correct": None}, line["steps"],
+                              {"recipe": RECIPE, "run": cfg.run_name, "round": r, "before_is": "the sampling model"})  # fmt: skip
+        lines.append(line)
+        log.info("round %d: %s", r, {k: line[k] for k in ("coverage", "distinct_paths_kept", "accuracy_before", "accuracy_after")})
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = parse_cli(Config, argv, DEFAULT_CONFIG)
+    for line in run(cfg):
+        keys = ("round", "problems", "samples_drawn", "coverage", "distinct_paths_kept", "accuracy_before", "accuracy_after")
+        print(json.dumps({k: line[k] for k in keys}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
