@@ -9,6 +9,7 @@ keep their argument, and nothing is scaled (`7.2\\%` is `7.2`, never `0.072`).
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from eval.math.extract import last_boxed, matching_brace
 
@@ -136,6 +137,22 @@ def _mixed_number(text: str) -> str:
     return _MIXED_NUMBER.sub(improper, text)
 
 
+_REPEATING = re.compile(r"(-?)(\d{0,50})\.(\d{0,50})\\(?:overline|bar)\{(\d{1,50})\}")
+
+
+def _repeating_decimal(text: str) -> str:
+    """`0.1\\overline{6}` -> `\\frac{1}{6}`: a repeating decimal is an exact rational."""
+
+    def exact(m: re.Match[str]) -> str:
+        whole, fixed, repeat = m.group(2) or "0", m.group(3), m.group(4)
+        value = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+        value += Fraction(int(repeat), 10 ** len(fixed) * (10 ** len(repeat) - 1))
+        value = -value if m.group(1) else value
+        return f"\\frac{{{value.numerator}}}{{{value.denominator}}}" if value.denominator != 1 else str(value)
+
+    return _REPEATING.sub(exact, text)
+
+
 def strip_variable_prefix(text: str) -> str:
     """`x=5` -> `5`, `f(x) = 2x` -> `2x`, `x \\in [1,2]` -> `[1,2]`; equations with more structure stay."""
     m = _VAR_PREFIX.match(text)
@@ -173,7 +190,7 @@ def normalize_answer(answer: str) -> str:
     text = re.sub(r"\s*\^\s*2$", "", text) if unit_match and unit_match.group(3) else text
     text = _collapse_spaces(text)
     text = _brace_short_arguments(text)
-    text = _mixed_number(text)
+    text = _mixed_number(_repeating_decimal(text))
     base = _BASE_SUBSCRIPT.fullmatch(text)
     if base:  # "52_8": the base is given by the question; the digits are the answer
         text = base.group(1)
