@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
 log = logging.getLogger(__name__)
 
 
 def limit_cpu_threads(n: int) -> None:
     """Use `n` torch threads when training on CPU (0: leave torch's default)."""
+    import torch  # here, not at import: configs load without torch
+
     if n > 0 and not torch.cuda.is_available():
         torch.set_num_threads(n)
         log.info("CPU training with %d torch thread(s) (cpu_threads)", n)

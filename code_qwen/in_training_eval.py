@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from shared.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -117,15 +115,26 @@ def make_eval_hook(cfg: InTrainingEvalConfig, trainer, *, chat: bool, zero_stage
 def evaluate_into(out: Path, step: int, cfg: InTrainingEvalConfig, problems: str, model, tokenizer,
                   chat: bool) -> dict:
     """Run eval.code into a scratch folder, record the step in its summary, then rename it to `out` (atomic)."""
+    import torch
+
     from eval.code.run import evaluate_model_on_subset
 
     scratch = out.with_name(out.name + ".tmp-train")
     shutil.rmtree(scratch, ignore_errors=True)
-    with torch.no_grad():
-        summary = evaluate_model_on_subset(
-            model, None if isinstance(model, str) else tokenizer, cfg.benchmark, problems, scratch,
-            language=cfg.language, limit=cfg.limit, n=cfg.n, temperature=cfg.temperature,
-            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, chat=chat, workers=cfg.workers)
+    # Training with gradient checkpointing turns the KV cache off; generation needs it (else O(n^2) forwards).
+    config = getattr(model, "config", None)
+    cache_was = getattr(config, "use_cache", None)
+    if config is not None:
+        config.use_cache = True
+    try:
+        with torch.no_grad():
+            summary = evaluate_model_on_subset(
+                model, None if isinstance(model, str) else tokenizer, cfg.benchmark, problems, scratch,
+                language=cfg.language, limit=cfg.limit, n=cfg.n, temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, chat=chat, workers=cfg.workers)
+    finally:
+        if config is not None:
+            config.use_cache = cache_was
     if cfg.problems == LOCAL:
         summary["dataset"] = "local template functions (code_qwen/local_problems.py), not a benchmark"
     summary["step"] = step
