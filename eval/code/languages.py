@@ -135,6 +135,9 @@ GO_AUTO_IMPORTS = ("math", "sort", "strings", "strconv", "fmt", "bytes", "regexp
                    "crypto/md5")
 
 
+_GO_COMMENTS_AND_STRINGS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|`[^`]*`|\'(?:\\.|[^\'\\\n])+\'', re.S)
+
+
 def build_go(problem: dict, completion: str) -> Program:
     import_block = problem.get("import", "")
     body = (problem["prompt"].replace(import_block, "") if import_block else problem["prompt"]) + completion
@@ -143,7 +146,8 @@ def build_go(problem: dict, completion: str) -> Program:
     paths = dict.fromkeys(_GO_IMPORT_PATH.findall(setup) + _GO_IMPORT_PATH.findall(import_block)
                           + list(GO_AUTO_IMPORTS))
     # Go refuses unused imports: keep a package only when the code refers to it.
-    used = [p for p in paths if re.search(rf"\b{re.escape(p.rsplit('/', 1)[-1])}\.", body)]
+    code_only = _GO_COMMENTS_AND_STRINGS.sub(" ", body)  # "then sort." in a comment is not a use of sort
+    used = [p for p in paths if re.search(rf"\b{re.escape(p.rsplit('/', 1)[-1])}\.", code_only)]
     imports = "\n".join(f'    "{p}"' for p in used)
     code = (f'package main\n\nimport (\n{imports}\n    qsBufio "bufio"\n    qsFmt "fmt"\n    qsOs "os"\n)\n\n'
             + body)
@@ -176,12 +180,16 @@ def build_cpp(problem: dict, completion: str) -> Program:
         test = test[:-1] + "    return 0;\n}"
     # The prompt, after the declaration's headers: the declaration adds includes (<algorithm>, <stdlib.h>)
     # that canonical solutions rely on, but CPP/38's declaration also carries half a function body.
-    headers = [line for line in problem.get("declaration", "").splitlines()
+    headers = [line.strip() for line in problem.get("declaration", "").splitlines()
                if line.strip().startswith(("#include", "using namespace"))]
     code = ("\n".join(headers) + "\n" + problem["prompt"] + completion + "\n\n#define main qs_test_main\n" + test
             + "\n#undef main\n" + CPP_MAIN)
     libs = ["-lcrypto"] if "openssl" in code else []
-    compile_ = Step(["g++", "-std=c++17", "-O0", "-w", "-o", "a.out", "main.cpp", *libs, "-lm"], COMPILE_LIMITS)
+    standard = tuple(h for h in headers if h.startswith("#include") and "<" in h and "boost" not in h)
+    pch = toolchains.cpp_precompiled_header(standard) if standard else None
+    forced = ["-include", str(pch)] if pch else []
+    compile_ = Step(["g++", *toolchains.CPP_FLAGS, *forced, "-o", "a.out", "main.cpp", *libs, "-lm"],
+                    COMPILE_LIMITS)
     return Program(files={"main.cpp": code}, compile=compile_, run=Step(["./a.out"], RUN_LIMITS))
 
 

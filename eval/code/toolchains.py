@@ -6,12 +6,14 @@ Cache folder: $QS_CODE_EVAL_CACHE or ~/.cache/qwen_specialists/code-eval. In it:
                them with plain `rustc --extern`, so no sample ever runs cargo.
   go-build/    Go's build cache (testify and the standard library compile once, not per sample).
   node/        node_modules with js-md5 (JavaScript/162), installed by .ci/install-toolchains.sh.
+  cpp-pch/     precompiled headers of the standard includes each C++ problem declares.
 A missing toolchain is an EnvironmentProblem for that language, never a failed sample.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -74,6 +76,32 @@ def node_path() -> str:
 
 def js_md5_available() -> bool:
     return any((Path(d) / "js-md5").is_dir() for d in node_path().split(os.pathsep) if d)
+
+
+CPP_FLAGS = ["-std=c++17", "-O0", "-w"]
+
+
+@lru_cache(maxsize=64)
+def cpp_precompiled_header(includes: tuple[str, ...]) -> Path | None:
+    """A precompiled header of exactly these standard includes (the problem's own), for `g++ -include`.
+
+    Parsing <algorithm>, <vector> and <string> is most of a HumanEvalPack compile; the programs include
+    these headers anyway, so precompiling them changes no program's meaning. None when g++ cannot build it.
+    """
+    require("g++")
+    text = "".join(f"{line}\n" for line in includes)
+    key = hashlib.sha256((text + " ".join(CPP_FLAGS)).encode()).hexdigest()[:16]
+    folder = cache_root() / "cpp-pch" / key
+    header = folder / "qs_pch.h"
+    with _locked("cpp-pch"):
+        if not (folder / "qs_pch.h.gch").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            header.write_text(text)
+            proc = subprocess.run(["g++", *CPP_FLAGS, "-x", "c++-header", str(header), "-o", str(header) + ".gch"],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                return None
+    return header
 
 
 @lru_cache(maxsize=1)
