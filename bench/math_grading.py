@@ -103,6 +103,7 @@ def main() -> None:
     golds = [gold_answer(p, "math") for p in load_problems(args.math500, "math")][: args.limit]
     pairs = variant_pairs(golds)
     table = [(p, g, e) for p, g, e, _ in CASES]
+    forms = {(p, g): form for p, g, _, form in CASES}
     graders = {"ours": is_equiv, "math-verify (raw)": math_verify_grader(False),
                "math-verify ($-wrapped)": math_verify_grader(True)}
     is_equiv("x^2-1", "(x-1)(x+1)")  # start our sympy worker (Math-Verify imports sympy at import time)
@@ -123,6 +124,9 @@ def main() -> None:
         print(f"{name:26s} variants: {r['variants']['calls_per_s']:8.1f} calls/s  max {r['variants']['max_call_s']:.2f}s"
               f"  acc {r['variants']['accuracy']:.4f} | table: acc {r['table']['accuracy']:.4f}"
               f" ({r['table']['wrong']} wrong)  max {r['table']['max_call_s']:.2f}s")
+    for name, grade in graders.items():
+        misses = [forms[(p, g)] for p, g, e in table if grade(p, g) != e]
+        print(f"{name} misses on the table ({len(misses)}): {'; '.join(misses) or '-'}")
     print(f"speed ratio ours / math-verify (best-accuracy config): {report['speed_ratio_vs_math_verify']:.2f}x")
 
 
