@@ -44,6 +44,8 @@ _UNIT_WORDS = re.compile(r"^([-+]?[\d.,/]+(?:\\sqrt\{\d+\}|\\pi)?)\s*([a-zA-Z][a
 # digits belong to something else (an exponent, a subscript, a decimal, a name).
 _MIXED_NUMBER = re.compile(r"(?<![\^_\w}.])(\d{1,50})\\frac\{(\d{1,50})\}\{(\d{1,50})\}")
 _BASE_SUBSCRIPT = re.compile(r"([0-9A-Z]{1,200})_\{?(\d{1,2})\}?")
+# Words after a number that are mathematics, not units ("2 pi" is 2*pi).
+_MATH_WORDS = {"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "sec", "csc", "cot", "exp", "inf", "infinity"}
 _VAR_PREFIX = re.compile(r"^\s*\\?[a-zA-Z]+(?:_\{?[a-zA-Z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?![=<>])")
 
 
@@ -185,9 +187,8 @@ def normalize_answer(answer: str) -> str:
     text = re.sub(r"\s+(?:or|and)\s+|(?<=[\d}])\s*(?:or|and)\s+", ",", text)  # "1 or 2" is the list "1,2"
     text = re.sub(r"\s*\.$", "", text).strip()  # sentence full stop
     unit_match = _UNIT_WORDS.match(text)
-    if unit_match:  # "10 inches" -> "10"
+    if unit_match and unit_match.group(2).strip().lower() not in _MATH_WORDS:  # "10 inches" -> "10"
         text = unit_match.group(1)
-    text = re.sub(r"\s*\^\s*2$", "", text) if unit_match and unit_match.group(3) else text
     text = _collapse_spaces(text)
     text = _brace_short_arguments(text)
     text = _mixed_number(_repeating_decimal(text))

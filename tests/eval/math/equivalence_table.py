@@ -87,6 +87,8 @@ CASES: list[tuple[str, str, bool, str]] = [
     (r"15\mbox{ cm}^2", r"15", True, "\\mbox cm squared"),
     (r"15\mbox{ cm}^2", r"16", False, "\\mbox unit, value differs"),
     (r"10 inches", r"10", True, "plain-word unit"),
+    (r"2 pi", r"2\pi", True, "plain-text pi is mathematics, not a unit"),
+    (r"2 pi", r"2", False, "plain-text pi is not dropped"),
     (r"40\%", r"40", True, "percent"),
     (r"40 \%", r"40\%", True, "percent with space"),
     (r"40\%", r"4", False, "percent value differs"),
