@@ -118,8 +118,12 @@ def normalize_number_text(text: str) -> str:
 
 
 def _number_in(answer: str) -> str | None:
-    """The first number of a short answer phrase ("$18 per day" -> "18"), or None."""
-    m = _NUMBER_RE.search(answer)
+    """The number an answer phrase states: "$18 per day" -> 18, "5 + 3 = 8." -> 8 (the result after the
+    last equals sign of its first sentence), or None."""
+    sentence = re.split(r"\n|\.\s|\.$", answer.strip(), maxsplit=1)[0]
+    if "=" in sentence:
+        sentence = sentence.rsplit("=", 1)[1]
+    m = _NUMBER_RE.search(sentence) or _NUMBER_RE.search(answer)
     return normalize_number_text(m.group(0)) if m else None
 
 

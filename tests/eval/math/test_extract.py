@@ -15,6 +15,8 @@ from eval.math.extract import extract_gsm8k, extract_math, last_boxed, truncate_
         ("So 5 + 4 = 9. The answer is 9.", "9", "answer_is"),
         ("The answer is $1,234.50.", "1234.5", "answer_is"),
         ("The answer is: 42 apples", "42", "answer_is"),
+        ("The answer is 5 + 3 = 8.", "8", "answer_is"),
+        ("The answer is 18, which is 2 more than 16.", "18", "answer_is"),
         ("We get \\boxed{72} clips.", "72", "boxed"),
         ("Work: 3 + 4\nA: 7", "7", "a_line"),
         ("He has 3 apples, then 5 more, so 8 apples in total", "8", "last_number"),
