@@ -155,11 +155,26 @@ def _unordered_equal(a: list[Shape], b: list[Shape]) -> bool:
     return True
 
 
+def _vector_equals_tuple(matrix: Shape, other: Shape) -> bool:
+    """A one-column (or one-row) matrix is the vector `(1, 7)` written as a tuple; a 2-D matrix never is."""
+    if other.kind != "tuple" or other.brackets != "()":
+        return False
+    if all(len(row) == 1 for row in matrix.rows):
+        entries = [row[0] for row in matrix.rows]
+    elif len(matrix.rows) == 1:
+        entries = list(matrix.rows[0])
+    else:
+        return False
+    return len(entries) == len(other.items) and all(map(shapes_equal, entries, other.items))
+
+
 def shapes_equal(a: Shape, b: Shape) -> bool:
     if a.kind == "scalar" and b.kind == "scalar":
         return scalars_equal(a.text, b.text)
     if a.kind == "matrix" or b.kind == "matrix":
-        if a.kind != b.kind or len(a.rows) != len(b.rows):
+        if a.kind != b.kind:
+            return _vector_equals_tuple(a if a.kind == "matrix" else b, b if a.kind == "matrix" else a)
+        if len(a.rows) != len(b.rows):
             return False
         return all(
             len(ra) == len(rb) and all(map(shapes_equal, ra, rb)) for ra, rb in zip(a.rows, b.rows, strict=True)

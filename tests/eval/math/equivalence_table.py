@@ -245,7 +245,10 @@ CASES: list[tuple[str, str, bool, str]] = [
     (r"\begin{pmatrix} -1 & 0 \\ 0 & -1 \end{pmatrix}", r"\begin{pmatrix} -1 \\ 0 \\ 0 \\ -1 \end{pmatrix}", False, "matrix shape"),
     (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{pmatrix} 1 & 3 \\ 2 & 4 \end{pmatrix}", False, "transpose"),
     (r"\begin{pmatrix} 0.5 \\ 2 \end{pmatrix}", r"\begin{pmatrix} \frac{1}{2} \\ 2 \end{pmatrix}", True, "vector decimal vs fraction"),
-    (r"\begin{pmatrix} 1 \\ 7 \end{pmatrix}", r"(1,7)", False, "column vector is not a tuple"),
+    (r"(1,7)", r"\begin{pmatrix} 1 \\ 7 \end{pmatrix}", True, "column vector written as a tuple"),
+    (r"(7,1)", r"\begin{pmatrix} 1 \\ 7 \end{pmatrix}", False, "column vector as a tuple, order differs"),
+    (r"[1,7]", r"\begin{pmatrix} 1 \\ 7 \end{pmatrix}", False, "an interval is not a vector"),
+    (r"(1,2,3,4)", r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", False, "a 2x2 matrix is not a tuple"),
     # --- text answers ---
     (r"\text{Evelyn}", r"Evelyn", True, "name in \\text"),
     (r"\text{Evelyn}", r"\text{Navin}", False, "different names"),
