@@ -15,6 +15,12 @@ from tests.eval.math.equivalence_table import CASES
 CALL_LIMIT_S = 5.0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm_worker():
+    """Start this process's sympy worker once: its start (importing sympy) is per process, not per call."""
+    assert is_equiv("x^2-1", "(x-1)(x+1)") is True
+
+
 def test_table_is_large_and_balanced():
     assert len(CASES) >= 150
     verdicts = [expected for _, _, expected, _ in CASES]
