@@ -225,7 +225,7 @@ def main() -> None:
     if task.get("test"):
         verdict["original"] = False
         try:
-            if fn is not None:
+            if fn is not None or (namespace and not task["test_calls_check"]):
                 _call(lambda: exec(task["test"], namespace), (), task["load_limit"])
                 if task["test_calls_check"]:
                     _call(namespace["check"], (fn,), task["test_limit"])

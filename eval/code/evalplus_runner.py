@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -53,11 +54,14 @@ def prepare_problems(records: list[dict], benchmark: str) -> dict[str, dict]:
     problems = {}
     for r in records:
         p = dict(r)
-        if benchmark == "mbpp" and "prompt" not in p and "text" in p:  # original MBPP
+        if benchmark == "mbpp" and "test_list" in p and "base_input" not in p:  # original or sanitized MBPP
+            first = p["test_list"][0]
             p["task_id"] = f"Mbpp/{p['task_id']}"
-            p["prompt"] = f'"""\n{p["text"]}\n{p["test_list"][0]}\n"""\n'
-            p["test"] = "\n".join([p.get("test_setup_code", ""), *p["test_list"]])
-            p["canonical_solution"] = p["code"]
+            p["prompt"] = f'"""\n{p.get("text") or p.get("prompt")}\n{first}\n"""\n'
+            p["test"] = "\n".join([p.get("test_setup_code", ""), *p.get("test_imports", []), *p["test_list"]])
+            p["canonical_solution"] = "\n" + p["code"]
+            defined = re.findall(r"def\s+(\w+)\s*\(", p["code"])
+            p["entry_point"] = p.get("entry_point") or next((f for f in defined if f in first), "")
         p["task_id"] = str(p["task_id"])
         for key in ("base_input", "plus_input"):
             if isinstance(p.get(key), str):

@@ -78,6 +78,15 @@ def test_mbppplus_prerelease_canonical_pass_and_is_labelled(shared_data):
     assert "PRERELEASE" in label and "399" in label
 
 
+def test_original_mbpp_files_use_their_asserts(shared_data):
+    for name in ("mbpp.jsonl", "sanitized-mbpp.json"):
+        problems = prepare_problems(read_records(shared_data("mbpp", name))[:4], "mbpp")
+        samples = canonical(problems) + [{"task_id": next(iter(problems)), "completion": "\npass\n"}]
+        results = evaluate_evalplus(problems, samples, "mbpp", progress=False)
+        assert [r["passed"] for r in results] == [True] * 4 + [False], (name, results)
+        assert dataset_label(problems, "mbpp", name) == "MBPP (original tests)"
+
+
 @pytest.mark.parametrize("value", [
     None, True, 3, -(10 ** 30), 1.5, math.inf, -math.inf, "s", [1, [2, (3, 4)]], (1,), set(), {1, 2},
     frozenset({"a"}), {1: "a", (2, 3): [4.0]}, 3 + 4j, b"\x00\xff", [],
