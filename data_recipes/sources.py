@@ -49,10 +49,12 @@ def decode(data: bytes) -> tuple[str | None, str | None]:
         return None, "invalid_utf8"
 
 
-def tree_files(cfg: SourceConfig) -> Iterator[tuple[str, str]]:
-    """(absolute path, relative path) of every file under the folder, sorted, minus `exclude` globs."""
+def tree_files(cfg: SourceConfig, errors: list[OSError] | None = None) -> Iterator[tuple[str, str]]:
+    """(absolute path, relative path) of every file under the folder, sorted, minus `exclude` globs.
+
+    Folders that cannot be listed are appended to `errors` (os.walk would skip them silently)."""
     root = resolve_path(cfg.path)
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root, onerror=None if errors is None else errors.append):
         dirs.sort()
         for name in sorted(files):
             full = os.path.join(folder, name)
@@ -61,9 +63,19 @@ def tree_files(cfg: SourceConfig) -> Iterator[tuple[str, str]]:
                 yield full, rel
 
 
+def _folder_errors(cfg: SourceConfig, errors: list[OSError]) -> Iterator[Item]:
+    root = resolve_path(cfg.path)
+    while errors:
+        e = errors.pop(0)
+        rel = os.path.relpath(e.filename, root).replace(os.sep, "/") if e.filename else "?"
+        yield Item(cfg.name, f"{cfg.name}:{rel}/", rel, reason=f"unreadable folder ({type(e).__name__})")
+
+
 def read_tree(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
     total = 0
-    for full, rel in tree_files(cfg):
+    errors: list[OSError] = []
+    for full, rel in tree_files(cfg, errors):
+        yield from _folder_errors(cfg, errors)
         doc_id = f"{cfg.name}:{rel}"
         try:
             size = os.stat(full).st_size
@@ -84,6 +96,7 @@ def read_tree(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
             continue
         text, reason = decode(data)
         yield Item(cfg.name, doc_id, rel, text=text, reason=reason, n_bytes=len(data))
+    yield from _folder_errors(cfg, errors)
 
 
 def record_item(cfg: SourceConfig, doc_id: str, record: object, n_bytes: int) -> Item:
@@ -101,8 +114,11 @@ def record_item(cfg: SourceConfig, doc_id: str, record: object, n_bytes: int) ->
         return Item(cfg.name, doc_id, path, reason="empty", n_bytes=n_bytes)
     if "\x00" in text:
         return Item(cfg.name, doc_id, path, reason="binary", n_bytes=n_bytes)
-    return Item(cfg.name, doc_id, path, text=text, n_bytes=len(text.encode("utf-8", "surrogatepass")),
-                declared_language=lang)  # fmt: skip
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no valid UTF-8 for it
+        return Item(cfg.name, doc_id, path, reason="invalid_utf8", n_bytes=n_bytes)
+    return Item(cfg.name, doc_id, path, text=text, n_bytes=size, declared_language=lang)
 
 
 def local_files(cfg: SourceConfig) -> list[str]:

@@ -60,6 +60,7 @@ def write_jsonl(path: Path) -> dict[int, str | None]:
         json.dumps({"text": "no content field"}),
         json.dumps({"content": "def twice(x):\n    return 2 * x\n\n\nprint(twice(21))\n", "path": "twice.py"}),
         json.dumps(["not", "an", "object"]),
+        '{"content": "lone surrogate \\ud800 in JSON"}',
     ]
     path.write_text("\n".join(lines) + "\n")
-    return {1: lines and json.loads(lines[0])["content"], 2: None, 3: None, 4: json.loads(lines[3])["content"], 5: None}
+    return {1: json.loads(lines[0])["content"], 2: None, 3: None, 4: json.loads(lines[3])["content"], 5: None, 6: None}

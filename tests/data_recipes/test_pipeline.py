@@ -44,6 +44,7 @@ def test_bad_inputs_counted_by_reason_and_listed(built):
     assert rejected["records:records.jsonl:2"] == "malformed_jsonl"
     assert rejected["records:records.jsonl:3"] == "missing_text_field"
     assert rejected["records:records.jsonl:5"] == "not_an_object"
+    assert rejected["records:records.jsonl:6"] == "invalid_utf8"
     report = json.loads((out / "report.json").read_text())
     read = report["read"]["tree"]["python"]
     assert read["removed"]["invalid_utf8"] == 1 and read["removed"]["binary"] == 1 and read["removed"]["empty"] == 1
@@ -143,3 +144,14 @@ def test_contaminated_document_dropped_and_listed(tmp_path):
     kept = [d["doc_id"] for p in sorted(out.glob("shard-*.docs.jsonl")) for d in rows(p)]
     assert kept == ["t:clean.py"]
     assert json.loads((out / "manifest.json").read_text())["decontamination"]["benchmarks"] == {"local-eval": 1}
+
+
+def test_missing_folder_is_reported_not_silent(tmp_path):
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "a.py").write_text("def a():\n    return 1\n\n\nprint(a())\n")
+    sources = [{"name": "gone", "kind": "tree", "path": str(tmp_path / "nope")},
+               {"name": "ok", "kind": "tree", "path": str(tmp_path / "ok")}]  # fmt: skip
+    out = build_corpus(recipe(tmp_path / "out", sources))
+    (reject,) = rows(out / "rejected_inputs.jsonl")
+    assert reject["doc_id"].startswith("gone:") and reject["reason"] == "unreadable folder (FileNotFoundError)"
+    assert json.loads((out / "manifest.json").read_text())["n_documents"] == 1
