@@ -47,3 +47,15 @@ def test_missing_benchmark_is_recorded_or_fatal(tmp_path):
     assert "gone" in index.missing and index.matches("anything at all") is None
     with pytest.raises(RuntimeError):
         build_index(DecontaminationConfig(data_dir=str(tmp_path), allow_hub=False, require_all=True, benchmarks=specs))
+
+
+def test_all_standard_benchmarks_load_and_each_language_of_humanevalpack_is_caught(shared_data):
+    data_dir = shared_data("humanevalpack", "rust.jsonl").parents[1]
+    index = build_index(DecontaminationConfig(data_dir=str(data_dir), allow_hub=False, require_all=True))
+    assert len(index.loaded) == 10 and not index.missing
+    for lang in ("python", "javascript", "java", "go", "cpp", "rust"):
+        rows = [json.loads(line) for line in (data_dir / "humanevalpack" / f"{lang}.jsonl").read_text().splitlines()]
+        leaked = "// vendored helper\n" + rows[12]["prompt"] + rows[12]["canonical_solution"]
+        assert index.matches(leaked) is not None, lang
+    math_problem = json.loads((data_dir / "math" / "test5000.jsonl").read_text().splitlines()[3])["problem"]
+    assert index.matches("Exercise 4. " + math_problem)[0] == "math-test"
