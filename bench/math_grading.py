@@ -35,7 +35,7 @@ Pair = tuple[str, str, bool]
 def equivalent_variants(gold: str) -> list[str]:
     """Rewrites a model produces for the same answer: presentation only, never the value."""
     out = {gold.replace("\\frac", "\\dfrac"), f"${gold}$"}
-    if not re.search(r"\\[a-zA-Z]+ +[a-zA-Z]", gold):  # "\\cot x" needs its space
+    if not re.search(r"\\[a-zA-Z]+ +[a-zA-Z]|\\ ", gold):  # "\\cot x" and "\\ " need their space
         out.add(gold.replace(" ", ""))
     if re.fullmatch(r"-?\d+", gold):
         out |= {gold + ".0", f"{int(gold):,}", f"x = {gold}"}

@@ -184,7 +184,8 @@ def normalize_answer(answer: str) -> str:
     text = text.replace("~", " ").strip()
     if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
         text = text[1:-1].strip()  # a bare group around the whole answer is presentation
-    text = re.sub(r"\s+(?:or|and)\s+|(?<=[\d}])\s*(?:or|and)\s+", ",", text)  # "1 or 2" is the list "1,2"
+    # "1 or 2", "19\\text{and}43", "7, -2, and -5": the list "1,2" (a word "and" only between numbers)
+    text = re.sub(r"\s+(?:or|and)\s+|(?<=[\d},])\s*(?:or|and)\s*(?=[-+\d\\(])", ",", text)
     text = re.sub(r"\s*\.$", "", text).strip()  # sentence full stop
     unit_match = _UNIT_WORDS.match(text)
     if unit_match and unit_match.group(2).strip().lower() not in _MATH_WORDS:  # "10 inches" -> "10"

@@ -233,6 +233,8 @@ CASES: list[tuple[str, str, bool, str]] = [
     (r"x = 1 \text{ or } x = 2", r"1, 2", True, "answers joined by or"),
     (r"x=1, x=2", r"2,1", True, "list with x= prefixes"),
     (r"7, -2, \text{ and } -5", r"-5, -2, 7", True, "list with and"),
+    (r"19\text{and}43", r"43, 19", True, "list joined by an unspaced and"),
+    (r"7, -2, and -5", r"-5, -2, 7", True, "list with a plain-text and"),
     (r"1, 1, 2", r"1, 2, 2", False, "multiset"),
     (r"(1,2),(3,4)", r"(3,4),(1,2)", True, "list of points in another order"),
     (r"(1,2),(3,4)", r"(1,2),(4,3)", False, "list of points, one point flipped"),
