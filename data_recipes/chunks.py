@@ -26,7 +26,7 @@ from data_recipes.languages import detect_language
 from data_recipes.ngrams import token_hashes
 from data_recipes.report import StageReport
 from data_recipes.sources import Item
-from data_recipes.syntax import is_valid_syntax
+from data_recipes.syntax import has_grammar, is_valid_syntax
 
 
 def chunk_items(items: Iterable[Item], max_bytes: int, max_docs: int) -> Iterator[list[Item]]:
@@ -76,13 +76,15 @@ def document_rejection(ctx: ChunkContext, item: Item, lang: str, tokens: np.ndar
     checks = [("language", lambda: None if not recipe.languages or lang in recipe.languages else "not_selected")]
     if recipe.heuristics.enabled:
         checks.append(("heuristics", lambda: heuristic_rejection(text, lang, recipe.heuristics)))
+    syntax_checked = recipe.syntax.enabled and lang in recipe.syntax.languages and has_grammar(lang)
     if recipe.syntax.enabled:
         checks.append(("syntax", lambda: _syntax_reason(recipe.syntax.languages, lang, text)))
     if recipe.decontamination.enabled:
         checks.append(("decontamination", lambda: _contamination_reason(ctx.index, text, tokens)))
     for stage, check in checks:
         reason = check()
-        report.add(stage, item.source, lang, item.n_bytes, reason)
+        note = "not_checked" if stage == "syntax" and not syntax_checked else None
+        report.add(stage, item.source, lang, item.n_bytes, reason, note)
         if reason is not None:
             return stage, reason
     return None

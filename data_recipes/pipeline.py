@@ -48,7 +48,7 @@ from shared.token_shards import MANIFEST, file_sha256, write_manifest, write_sha
 log = logging.getLogger("data_recipes")
 
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "code_tiny.yaml"
-FORMAT_VERSION = 2  # bump when chunk work files or selection rules change (invalidates resumable work)
+FORMAT_VERSION = 3  # bump when chunk work files or selection rules change (invalidates resumable work)
 
 _CTX: ChunkContext | None = None  # set in the parent before forking workers, inherited by them
 

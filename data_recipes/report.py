@@ -17,8 +17,12 @@ class StageReport:
         # stage -> source -> language -> cell
         self.data: dict[str, dict[str, dict[str, dict]]] = data or {}
 
-    def add(self, stage: str, source: str, language: str, n_bytes: int, removed: str | None) -> None:
+    def add(self, stage: str, source: str, language: str, n_bytes: int, removed: str | None,
+            note: str | None = None) -> None:  # fmt: skip
+        """Count one document; `note` tallies kept documents the stage passed without judging (not_checked)."""
         cell = self.data.setdefault(stage, {}).setdefault(source, {}).setdefault(language, _cell())
+        if note is not None:
+            cell.setdefault("notes", {})[note] = cell.get("notes", {}).get(note, 0) + 1
         cell["docs_in"] += 1
         cell["bytes_in"] += n_bytes
         if removed is None:
@@ -36,6 +40,8 @@ class StageReport:
                         mine[key] += cell[key]
                     for reason, n in cell["removed"].items():
                         mine["removed"][reason] = mine["removed"].get(reason, 0) + n
+                    for note, n in cell.get("notes", {}).items():
+                        mine.setdefault("notes", {})[note] = mine.get("notes", {}).get(note, 0) + n
 
     def to_dict(self) -> dict:
         """Stages in pipeline order, everything else sorted: the same report serialises to the same bytes."""
@@ -60,6 +66,8 @@ class StageReport:
         lines = [header, "-" * len(header)]
         for stage, source, lang, c in self.rows():
             reasons = ", ".join(f"{r}={n}" for r, n in c["removed"].items()) or "-"
+            if c.get("notes"):
+                reasons += "  (kept unjudged: " + ", ".join(f"{k}={n}" for k, n in c["notes"].items()) + ")"
             lines.append(
                 f"{stage:<16}{source[:13]:<14}{lang:<12}{c['docs_in']:>8}{c['docs_kept']:>8}"
                 f"{c['bytes_kept'] / 1e6:>9.2f}  {reasons}"
@@ -68,4 +76,7 @@ class StageReport:
 
 
 def _sorted_cell(cell: dict) -> dict:
-    return {**cell, "removed": dict(sorted(cell["removed"].items()))}
+    out = {**cell, "removed": dict(sorted(cell["removed"].items()))}
+    if "notes" in cell:
+        out["notes"] = dict(sorted(cell["notes"].items()))
+    return out

@@ -50,6 +50,8 @@ def test_bad_inputs_counted_by_reason_and_listed(built):
     assert read["removed"]["invalid_utf8"] == 1 and read["removed"]["binary"] == 1 and read["removed"]["empty"] == 1
     assert report["heuristics"]["tree"]["python"]["removed"] == {"max_line_length": 1}
     assert report["syntax"]["tree"]["python"]["removed"] == {"syntax_error": 1}
+    assert report["syntax"]["tree"]["markdown"]["notes"] == {"not_checked": 1}  # passed, but never judged
+    assert "notes" not in report["syntax"]["tree"]["rust"]
     assert "stage" in (out / "report.txt").read_text()
 
 
