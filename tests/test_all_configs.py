@@ -55,3 +55,11 @@ def test_each_recipe_has_tiny_7b_14b(module):
         assert {"7b", "14b"} <= names, f"{module} lacks 7b/14b configs: {sorted(names)}"
     mod = importlib.import_module(module)
     assert Path(mod.DEFAULT_CONFIG).resolve() == (ROOT / room / "configs" / stage / "tiny.yaml").resolve()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "data_recipes" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_data_recipe_yaml_validates(path):
+    from data_recipes.config import CorpusRecipe
+
+    recipe = load_config(CorpusRecipe, path)
+    assert recipe.sources
