@@ -32,15 +32,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _set_single_process_env() -> None:
-    """Fill in the launcher variables for a run started as a plain `python -m ...`."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(free_port()))
+def _set_single_process_env() -> list[str]:
+    """Fill in the launcher variables for a run started as a plain `python -m ...`; returns the keys it set."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ:
+        return []  # a launcher (torchrun, deepspeed, srun wrapper) owns these
+    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    if "MASTER_PORT" not in os.environ:
+        defaults["MASTER_PORT"] = str(free_port())
+    added = [k for k in defaults if k not in os.environ]
+    for k in added:
+        os.environ[k] = defaults[k]
+    return added
 
 
 def pick_device(local_rank: int) -> torch.device:
@@ -54,13 +56,16 @@ def init_distributed() -> DistInfo:
     """Initialise (once) the default process group through DeepSpeed and say who we are."""
     import deepspeed
 
-    _set_single_process_env()
-    os.environ.setdefault("LOCAL_RANK", os.environ.get("RANK", "0"))
-    local_rank = int(os.environ["LOCAL_RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
     device = pick_device(local_rank)
     if not dist.is_initialized():
+        added = _set_single_process_env()
         backend = "nccl" if device.type == "cuda" else "gloo"
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+        # The rendezvous address we made up must not leak into subprocesses (an evaluator, a nested run).
+        for key in ("MASTER_ADDR", "MASTER_PORT"):
+            if key in added:
+                os.environ.pop(key)
     return DistInfo(dist.get_rank(), local_rank, dist.get_world_size(), device)
 
 

@@ -22,6 +22,10 @@ tensorboard/, checkpoints/step-N/ (see shared/checkpoint.py; `hf/` inside is loa
 export/ at the end. Re-running the same command resumes from the newest complete checkpoint (init_from is then
 ignored: the weights come from the checkpoint). `run.eval_dir(bench, step)` is where in-training evaluations go.
 
+Speed: on CPU (and GPUs without flash-attn) the model runs "sdpa_packed" attention during training
+(shared/packed_attention.py: causal SDPA per document instead of a dense block-diagonal mask) and the loss
+takes logits only where there is a target (shared/packed_loss.py); both are exact (tests prove equality).
+
 Loss: sum of token cross-entropy over the whole optimizer step's targets (all micro-batches, all ranks) divided
 by their count, so gradient accumulation and data parallelism equal one big batch. DeepSpeed divides by the
 number of accumulation steps (we pass scale_wrt_gas=False) and averages gradients over ranks (we multiply by
@@ -47,9 +51,10 @@ from shared import checkpoint as ckpt
 from shared.config import RunConfig, save_config, to_dict
 from shared.data import ResumableSampler, RowDataset, SamplerLayout, real_tokens
 from shared.distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_distributed
-from shared.loss import token_loss_sum
 from shared.metrics import MetricsLog, flops_per_token, peak_flops, truncate_jsonl
 from shared.modeling import load_model, load_tokenizer, pick_dtype
+from shared.packed_attention import restore_attention, use_packed_attention
+from shared.packed_loss import packed_loss_sum
 from shared.packing import collate_rows
 from shared.schedules import build_scheduler
 
@@ -155,6 +160,8 @@ class Trainer:
         if self.model is None:
             self.model = self._load_model(found[0][1] / "hf" if found else self.init_from)
         self.model.to(self.dist.device)
+        # Per-document attention without a dense block mask where no flash-attention kernel does it.
+        self.packed_attention = use_packed_attention(self.model)
         self.frozen = freeze_parameters(self.model, t.freeze)
         self.flops_per_token = flops_per_token(self.model, t.seq_len)
         optimizer = build_optimizer(self.model, self.cfg)
@@ -220,7 +227,7 @@ class Trainer:
         grad_norm = None
         for k, batch in enumerate(batches):
             batch = {key: v.to(self.dist.device) for key, v in batch.items()}
-            loss, _ = token_loss_sum(self.engine, batch)
+            loss, _ = packed_loss_sum(self.engine, batch)
             self.engine.backward(loss * scale, scale_wrt_gas=False)
             if k == len(batches) - 1 and self.cfg.train.zero_stage == 0:
                 grad_norm = self._stage0_grad_norm()
@@ -334,5 +341,7 @@ class Trainer:
             self._checkpoint()
         self._export()
         self.metrics.close()
+        if self.packed_attention:
+            restore_attention(self.engine.module)
         return {**self.last_record, "step": self.step, "tokens": self.tokens,
                 "run_dir": str(self.run_dir), "export_dir": str(self.export_dir)}

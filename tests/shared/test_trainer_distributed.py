@@ -35,6 +35,8 @@ def test_two_process_zero2_and_zero3_equal_one_process(tmp_path):
            "-m", "tests.shared.trainer_child", str(tmp_path), "--stages", "2", "3", "3@4",
            "train.micro_batch_size=2", "train.grad_accum=1", *COMMON]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)  # torchrun sets its own
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

@@ -23,7 +23,8 @@ ARGS = ["run_name=r", "train.max_steps=8", "train.save_every=2", "train.keep_las
 
 def run_child(workdir, kill: str | None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    env.pop("QS_TEST_KILL", None)
+    for key in ("QS_TEST_KILL", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
     if kill:
         env["QS_TEST_KILL"] = kill
     cmd = [sys.executable, "-m", "tests.shared.trainer_child", str(workdir), *ARGS]
