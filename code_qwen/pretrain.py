@@ -76,6 +76,7 @@ def check_tokenizer(shard_dir: Path, tokenizer, cfg: Config) -> None:
 def main(argv: list[str] | None = None) -> dict:
     from data_recipes.tokenization import end_of_text_id
     from shared.data import pretrain_dataset
+    from shared.distributed import barrier, init_distributed
     from shared.modeling import load_tokenizer
     from shared.trainer import Trainer
 
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
     check_schedule(cfg.eval, cfg.train.save_every)
     limit_cpu_threads(cfg.cpu_threads)
     tokenizer = load_tokenizer(cfg.model)
+    if init_distributed().is_main:  # one rank builds missing shards; the others wait for them
+        ensure_shards(cfg.data)
+    barrier()
     shard_dir = ensure_shards(cfg.data)
     check_tokenizer(shard_dir, tokenizer, cfg)
     dataset = pretrain_dataset(shard_dir, cfg.train.seq_len, end_of_text_id(tokenizer),

@@ -233,10 +233,13 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_cli(Config, argv, DEFAULT_CONFIG)
     check_schedule(cfg.eval, cfg.train.save_every)
     limit_cpu_threads(cfg.cpu_threads)
-    is_main = int(os.environ.get("RANK", "0")) == 0
-    if is_main:
+    from shared.distributed import barrier, init_distributed
+
+    is_main = init_distributed().is_main
+    if is_main:  # one rank writes the top folder and builds missing tiny data; the others wait for it
         save_config(cfg, top_dir(cfg) / "config.yaml")
         ensure_stdlib_data(cfg)
+    barrier()
     previous, record = None, {}
     for name in cfg.stages:
         init = stage_init(cfg, previous)
