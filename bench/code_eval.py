@@ -115,6 +115,9 @@ def bench_humanevalpack(data: Path, workers: int, baseline_n: int) -> None:
         ours = time.monotonic() - start
         total_ours += ours
         passed = sum(r["passed"] for r in results)
+        for r in results:
+            if not r["passed"]:
+                print(f"    not passed: {r['task_id']} {r['status']}: {r['detail'][:200]!r}")
         subset = rows[:: max(1, len(rows) // baseline_n)][:baseline_n]
         start = time.monotonic()
         base_ok = 0
