@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from math_qwen.data import EVAL_SYSTEM_PROMPT, MathDataConfig, SyntheticDataConfig, math_sft_dataset, prepare_synthetic
+from math_qwen.data import (
+    EVAL_SYSTEM_PROMPT,
+    MathDataConfig,
+    SyntheticDataConfig,
+    math_sft_dataset,
+    prepare_synthetic,
+)
 from shared.chat import IGNORE_INDEX, render_chatml
 from shared.config import ModelConfig
 from shared.modeling import load_tokenizer
@@ -37,14 +43,14 @@ def expected_labels(messages: list[dict], tok) -> tuple[list[int], list[int]]:
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     spans = trained_char_spans(messages)
     labels = [tid if any(a <= s and e <= b for a, b in spans) else IGNORE_INDEX
-              for tid, (s, e) in zip(enc["input_ids"], enc["offset_mapping"])]  # fmt: skip
+              for tid, (s, e) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)]  # fmt: skip
     return enc["input_ids"], labels
 
 
 def documents(row) -> list[tuple[np.ndarray, np.ndarray]]:
     """Split a packed row at its position restarts, dropping padding (pad ids without labels at the end)."""
     starts = [*np.flatnonzero(row.position_ids == 0).tolist(), len(row.input_ids)]
-    return [(row.input_ids[a:b], row.labels[a:b]) for a, b in zip(starts, starts[1:])]
+    return [(row.input_ids[a:b], row.labels[a:b]) for a, b in zip(starts, starts[1:], strict=False)]
 
 
 @pytest.mark.parametrize("packing", ["padded", "packed"])
@@ -59,7 +65,7 @@ def test_math_sft_labels_mask_system_and_user(tmp_path, tok, packing):
     expected = sorted((expected_labels(c, tok) for c in conversations), key=lambda e: e[0])
     got = sorted(((ids.tolist(), labels.tolist()) for ids, labels in docs), key=lambda e: e[0])
     assert len(got) == len(expected) == 12
-    for (ids, labels), (want_ids, want_labels) in zip(got, expected):
+    for (ids, labels), (want_ids, want_labels) in zip(got, expected, strict=True):
         assert ids == want_ids
         # The packer never trains a document's first token on the previous document; that token is a system header.
         assert labels == want_labels
