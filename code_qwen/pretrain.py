@@ -62,15 +62,21 @@ def ensure_shards(data: PretrainDataConfig) -> Path:
 
 def check_tokenizer(shard_dir: Path, tokenizer, cfg: Config) -> None:
     """Shards tokenised with another tokenizer would train on garbage ids: refuse them."""
-    from data_recipes.tokenization import tokenizer_identity
+    from data_recipes.tokenization import end_of_text_id, tokenizer_identity
     from shared.token_shards import MANIFEST
 
     written = json.loads((shard_dir / MANIFEST).read_text()).get("tokenizer", {})
-    ours = tokenizer_identity(tokenizer, cfg.model)
-    if written.get("sha256") and written["sha256"] != ours["sha256"]:
-        raise SystemExit(f"{shard_dir} was tokenised with {written.get('name')} ({written['sha256'][:12]}), "
-                         f"the model uses {ours['name']} ({ours['sha256'][:12]}): rebuild the shards with the "
-                         "model's tokenizer")
+    try:
+        ours = tokenizer_identity(tokenizer, cfg.model)
+    except AttributeError:  # a slow (non-Rust) tokenizer: nothing to fingerprint, compare what can be
+        ours = {"name": cfg.model.tokenizer or cfg.model.name_or_path, "vocab_size": len(tokenizer),
+                "end_of_text_id": end_of_text_id(tokenizer)}
+    differ = [k for k in ("vocab_size", "end_of_text_id") if k in written and written[k] != ours[k]]
+    if written.get("sha256_of") == ours.get("sha256_of") and written.get("sha256") != ours.get("sha256"):
+        differ.append("sha256 of " + str(ours.get("sha256_of")))
+    if differ:
+        raise SystemExit(f"{shard_dir} was tokenised with {written.get('name')}, not with the model's tokenizer "
+                         f"{ours['name']} ({', '.join(differ)} differ): rebuild the shards with the model's tokenizer")
 
 
 def main(argv: list[str] | None = None) -> dict:

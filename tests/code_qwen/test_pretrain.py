@@ -112,12 +112,13 @@ def test_eval_every_must_fall_on_checkpoints(tmp_path):
         pretrain.main([f"runs_dir={tmp_path}", "train.save_every=2", "eval.every=3"])
 
 
-def test_shards_of_another_tokenizer_are_refused(run, tmp_path):
+@pytest.mark.parametrize("key, value", [("sha256", "0" * 64), ("vocab_size", 151646), ("end_of_text_id", 7)])
+def test_shards_of_another_tokenizer_are_refused(run, tmp_path, key, value):
     root, _, _ = run
     shards = tmp_path / "shards"
     shutil.copytree(root / "shards", shards)
     manifest = json.loads((shards / "manifest.json").read_text())
-    manifest["tokenizer"]["sha256"] = "0" * 64
+    manifest["tokenizer"][key] = value
     (shards / "manifest.json").write_text(json.dumps(manifest))
     cfg = load_config(pretrain.Config, pretrain.DEFAULT_CONFIG)
     from shared.modeling import load_tokenizer
