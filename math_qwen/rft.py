@@ -149,8 +149,9 @@ def run(cfg: Config) -> list[dict[str, Any]]:
         publish(run_dir, sampler)
         after = read_summary(sampler.parent / "eval")
         if after is not None:
-            write_run_summary(run_dir, after, {"accuracy": line["accuracy_before"], "n_correct": None}, line["steps"],
-                              {"recipe": RECIPE, "run": cfg.run_name, "round": r, "before_is": "the sampling model"})  # fmt: skip
+            write_run_summary(run_dir, after, None, line["steps"],
+                              {"recipe": RECIPE, "run": cfg.run_name, "round": r,
+                               "accuracy_before": line["accuracy_before"], "before_is": "the round's sampling model"})  # fmt: skip
         lines.append(line)
         log.info("round %d: %s", r, {k: line[k] for k in ("coverage", "distinct_paths_kept", "accuracy_before", "accuracy_after")})
     return lines
