@@ -50,11 +50,12 @@ code-plan *ARGS:
 
 # Masked math SFT in ChatML at length 1024 (section 5.1).
 math-sft *ARGS:
-    {{python}} -m math_qwen.sft {{ARGS}}
+    OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} {{python}} -m math_qwen.sft {{ARGS}}
 
-# Rejection-sampling fine-tuning rounds.
+# Rejection-sampling fine-tuning rounds (sample k, keep correct distinct paths, masked SFT on original + augmented).
+# OMP_WAIT_POLICY=PASSIVE: on a shared CPU, spinning OpenMP threads made tiny-model steps up to 6x slower.
 math-rft *ARGS:
-    {{python}} -m math_qwen.rft {{ARGS}}
+    OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} {{python}} -m math_qwen.rft {{ARGS}}
 
 # Evaluate the latest code run's export on a small subset (or pass eval.code arguments).
 code-eval *ARGS:
