@@ -91,6 +91,28 @@ def test_in_training_eval_writes_results_beside_checkpoints(run):
     assert not list((run_dir / "eval" / "local").glob("*.tmp*")), "scratch folders left behind"
 
 
+def test_live_model_evaluation_equals_evaluating_the_saved_checkpoint(run, tmp_path):
+    """The hook evaluates the training model in place; loading the checkpoint's hf/ export must give the same."""
+    from code_qwen.in_training_eval import evaluate_into
+
+    root, args, _ = run
+    run_dir = root / "runs" / pretrain.RECIPE / "t"
+    cfg = load_config(pretrain.Config, pretrain.DEFAULT_CONFIG, args)
+    step = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*")
+               if (p / "eval" / "local" / "summary.json").exists())
+    problems = root / "data" / "code_eval_local" / "problems.jsonl"
+    out = tmp_path / f"step-{step}"
+    evaluate_into(out, step, cfg.eval, str(problems), str(run_dir / "checkpoints" / f"step-{step}" / "hf"), None,
+                  chat=False)
+
+    def completions(folder: Path) -> list[tuple[str, str]]:
+        return [(r["task_id"], r["completion"]) for r in map(json.loads, (folder / "samples.jsonl").open())]
+
+    live = run_dir / "eval" / "local" / f"step-{step}"
+    assert completions(out) == completions(live)
+    assert any(c for _, c in completions(live)), "the model generated nothing to compare"
+
+
 def test_rerun_resumes_and_evaluates_on_the_configured_schedule(run):
     root, args, _ = run
     run_dir = root / "runs" / pretrain.RECIPE / "t"
