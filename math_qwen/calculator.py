@@ -33,7 +33,7 @@ def _clean(expr: str) -> str:
 
 def _value(node: ast.AST) -> Fraction:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return Fraction(str(node.value)) if isinstance(node.value, float) else Fraction(node.value)
+        return Fraction(str(node.value))  # str: 0.1 is one tenth, not the nearest binary float
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
         inner = _value(node.operand)
         return -inner if isinstance(node.op, ast.USub) else inner

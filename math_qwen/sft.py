@@ -45,12 +45,14 @@ def is_main_process() -> bool:
 def initial_model(cfg: Config, tokenizer):
     """Exactly the weights training starts from (the trainer seeds a tiny model's init with train.seed)."""
     mcfg = cfg.model if cfg.init_from is None else dataclasses.replace(cfg.model, name_or_path=cfg.init_from)
-    return load_model(mcfg, tokenizer, cfg.train.precision, eval_device(), seed=cfg.train.seed).to(eval_device())
+    model = load_model(mcfg, tokenizer, cfg.train.precision, eval_device(), seed=cfg.train.seed)
+    return model.to(eval_device())  # type: ignore[arg-type]  # transformers' stub of .to is narrower than torch's
 
 
 def exported_model(export_dir: Path, cfg: Config, tokenizer):
     mcfg = dataclasses.replace(cfg.model, name_or_path=str(export_dir))
-    return load_model(mcfg, tokenizer, cfg.train.precision, eval_device()).to(eval_device())
+    model = load_model(mcfg, tokenizer, cfg.train.precision, eval_device())
+    return model.to(eval_device())  # type: ignore[arg-type]
 
 
 def run(cfg: Config, recipe: str = RECIPE, prepared: PreparedData | None = None) -> dict[str, Any]:
