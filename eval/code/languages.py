@@ -20,7 +20,7 @@ from eval.code.sandbox import Limits, SandboxResult
 
 PYTHON_RUNNER = Path(__file__).with_name("python_runner.py")
 COMPILE_LIMITS = Limits(timeout_s=60.0, memory_mb=4096, file_size_mb=256)
-RUN_LIMITS = Limits(timeout_s=15.0, memory_mb=4096)
+RUN_LIMITS = Limits(timeout_s=20.0, memory_mb=4096)
 
 
 @dataclass
@@ -155,7 +155,7 @@ def build_go(problem: dict, completion: str) -> Program:
     cache = Path(env["GOCACHE"])
     compile_ = Step(["go", "test", "-c", "-vet=off", "-ldflags=-s -w", "-o", "qs.test", "main_test.go"],
                     Limits(timeout_s=90.0, memory_mb=4096, file_size_mb=256), env, [cache])
-    run = Step(["./qs.test", "-test.timeout=14s"], RUN_LIMITS, {k: v for k, v in env.items() if k != "GOCACHE"})
+    run = Step(["./qs.test", "-test.timeout=19s"], RUN_LIMITS, {k: v for k, v in env.items() if k != "GOCACHE"})
     return Program(files={"main_test.go": code}, compile=compile_, run=run)
 
 
