@@ -11,6 +11,7 @@ canonical_solution, test with `check(candidate)`), so `eval.code` scores them li
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -89,7 +90,7 @@ def write_problems(path: str | Path, n: int = 20, seed: int = 0) -> Path:
     if path.exists() and path.read_text() == text:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")  # several ranks may write it at once
     tmp.write_text(text)
     tmp.replace(path)
     return path
