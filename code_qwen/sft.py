@@ -199,13 +199,13 @@ def ensure_stdlib_data(cfg: Config) -> None:
     build_code_sft_tiny(cfg.stdlib_data.out_dir, cfg.stdlib_data.max_examples, index, exclude)
 
 
-def chat_sample(export: Path, prompt: str) -> dict:
+def chat_sample(export: Path, prompt: str, trust_remote_code: bool = False) -> dict:
     """The final export answering `prompt` rendered with its own chat template (greedy, a few tokens)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(export)
-    model = AutoModelForCausalLM.from_pretrained(export).eval()
+    tokenizer = AutoTokenizer.from_pretrained(export, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(export, trust_remote_code=trust_remote_code).eval()
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                              add_generation_prompt=True)
     ids = tokenizer(rendered, return_tensors="pt", add_special_tokens=False)
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not is_main:
         return record
     final = write_pointers(cfg, record)
-    sample = chat_sample(final, cfg.chat_sample_prompt)
+    sample = chat_sample(final, cfg.chat_sample_prompt, cfg.model.trust_remote_code)
     (top_dir(cfg) / "chat_sample.json").write_text(json.dumps(sample, indent=2) + "\n")
     print(json.dumps({"final_export": str(final), "stages": record, "chat_sample": sample["completion"]}))
     return record
