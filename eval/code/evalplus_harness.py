@@ -2,7 +2,8 @@
 
 In the sandbox: `python -I evalplus_harness.py` in a folder holding task.json, with the parent's token as
 the first line of stdin. For every input it runs the canonical solution (defined before any sample code)
-and then the sample, under max(1 s, 4 x the canonical's time) as evalplus does, and compares them with
+and then the sample, under max(1 s, 4 x the canonical's time) as evalplus does (CPU time here, so limits
+do not shrink on a loaded machine), and compares them with
 evalplus's rules; then the original test (`check(candidate)` or MBPP asserts). The verdicts and the token
 are printed last in one write. Computing the expected output next to the sample's, input by input, means
 no expected-output pass or cache at all (evalplus's "cold" ground-truth step) and bounded memory even
@@ -149,15 +150,18 @@ def _on_alarm(signum, frame):
 
 
 def _call(fn, args, limit: float):
+    """fn(*args) under a CPU-time limit: CPU seconds, unlike wall seconds, do not stretch when the machine is
+    busy, so neither the reference timing nor the limit drifts with load (a sample that sleeps is caught
+    by the sandbox's wall-clock limit instead)."""
     sink = io.StringIO()
-    signal.setitimer(signal.ITIMER_REAL, limit)
+    signal.setitimer(signal.ITIMER_PROF, limit)
     try:
         with redirect_stdout(sink), redirect_stderr(sink):
-            start = time.perf_counter()
+            start = time.process_time()
             out = fn(*args)
-            return out, time.perf_counter() - start
+            return out, time.process_time() - start
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
 
 
 def _define(code: str, entry_point: str, limit: float):
@@ -204,7 +208,7 @@ def main() -> None:
     with open("task.json", encoding="utf-8") as f:
         task = json.load(f)
     os.remove("task.json")
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     oracles = _load_oracles(task["oracles"])
     # The reference is defined first, before any sample code can touch the interpreter's state.
     reference = _define(task["reference"], task["entry_point"], task["load_limit"])[1] if task["inputs"] else None

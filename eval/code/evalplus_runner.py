@@ -106,7 +106,7 @@ def _task_json(problem: dict, dataset: str, code: str, inputs: list) -> str:
         "n_base": len(problem.get("base_input", [])), "atol": problem["atol"],
         "output_not_none": problem["entry_point"] in oracles.MBPP_OUTPUT_NOT_NONE_TASKS,
         "min_time_limit": MIN_TIME_LIMIT, "time_limit_factor": TIME_LIMIT_FACTOR, "reference_limit": 60.0,
-        "load_limit": 10.0, "test_limit": 20.0, "test": test,
+        "load_limit": 10.0, "test_limit": 5.0, "test": test,
         "test_calls_check": bool(test) and "def check(" in test, "oracles": oracles.__file__,
     })
 
@@ -131,7 +131,7 @@ def _final_verdict(outcome: executor.Outcome) -> dict | None:
 def _timeout_s(problem: dict) -> float:
     """Whole-run limit: evalplus's per-input limits are enforced inside; this bounds a stuck process."""
     n = len(problem.get("base_input", [])) + len(problem.get("plus_input", []))
-    return 20.0 + min(240.0, 2.0 * n) + (25.0 if problem.get("test") else 0.0)
+    return 20.0 + min(240.0, 2.0 * n) + (10.0 if problem.get("test") else 0.0)
 
 
 # ----------------------------------------------------------------------------- evaluation

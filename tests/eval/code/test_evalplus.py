@@ -43,6 +43,7 @@ def test_empty_and_swapped_completions_fail(humanevalplus):
     samples = [{"task_id": t, "completion": ""} for t in tids]
     samples += [{"task_id": t, "completion": sub[tids[(i + 1) % len(tids)]]["canonical_solution"]}
                 for i, t in enumerate(tids)]
+    samples += [{"task_id": "HumanEval/0", "completion": "    while True:\n        pass\n"}]  # per-input limit
     results = evaluate_evalplus(sub, samples, "humaneval", progress=False)
     for r in results:
         assert (r["passed"], r["base_passed"], r["plus_passed"], r["original_passed"]) == (False,) * 4, r
