@@ -131,3 +131,7 @@ def truncate_jsonl(path: Path, keep_through_step: int) -> None:
 def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_metrics_if_any(run_dir: str | Path) -> list[dict]:
+    return read_metrics(run_dir) if (Path(run_dir) / "metrics.jsonl").exists() else []

@@ -48,20 +48,24 @@ def sdpa_packed_forward(module, query, key, value, attention_mask, dropout=0.0, 
     groups = getattr(module, "num_key_value_groups", 1)
     if groups > 1:
         key, value = repeat_kv(key, groups), repeat_kv(value, groups)
-    position_ids = position_ids.expand(query.shape[0], -1)
-    bounds = document_bounds(position_ids)
+    batch, heads, length, _ = query.shape
+    bounds = document_bounds(position_ids.expand(batch, -1))
     if all(len(b) == 1 for b in bounds):
         out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling, is_causal=True)
-    else:
-        rows = []
-        for b, docs in enumerate(bounds):
-            parts = [
-                F.scaled_dot_product_attention(query[b : b + 1, :, s:e], key[b : b + 1, :, s:e], value[b : b + 1, :, s:e],
-                                               dropout_p=dropout, scale=scaling, is_causal=True)
-                for s, e in docs
-            ]
-            rows.append(torch.cat(parts, dim=2))
-        out = torch.cat(rows, dim=0)
+        return out.transpose(1, 2).contiguous(), None
+    # Rows end to end as one sequence, cut into documents with a single split: its backward is one cat, where
+    # slicing each document out of the full tensor would zero-fill a full-size gradient per document.
+    lengths = [e - s for docs in bounds for s, e in docs]
+
+    def pieces(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.split(t.transpose(0, 1).reshape(heads, batch * length, -1), lengths, dim=1)
+
+    outs = [
+        F.scaled_dot_product_attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), dropout_p=dropout,
+                                       scale=scaling, is_causal=True)[0]
+        for q, k, v in zip(pieces(query), pieces(key), pieces(value), strict=True)
+    ]
+    out = torch.cat(outs, dim=1).reshape(heads, batch, length, -1).transpose(0, 1)
     return out.transpose(1, 2).contiguous(), None
 
 

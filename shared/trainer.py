@@ -51,7 +51,7 @@ from shared import checkpoint as ckpt
 from shared.config import RunConfig, save_config, to_dict
 from shared.data import ResumableSampler, RowDataset, SamplerLayout, real_tokens
 from shared.distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_distributed
-from shared.metrics import MetricsLog, flops_per_token, peak_flops, truncate_jsonl
+from shared.metrics import MetricsLog, flops_per_token, peak_flops, read_metrics_if_any, truncate_jsonl
 from shared.modeling import load_model, load_tokenizer, pick_dtype
 from shared.packed_attention import restore_attention, use_packed_attention
 from shared.packed_loss import packed_loss_sum
@@ -145,6 +145,8 @@ class Trainer:
         return self.run_dir / "eval" / bench / f"step-{step}"
 
     def _setup(self) -> None:
+        if not logging.getLogger().handlers:  # a recipe that configured nothing still gets the progress line
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         self.dist: DistInfo = init_distributed()
         t = self.cfg.train
         seed_everything(t.seed)
@@ -206,6 +208,8 @@ class Trainer:
         ckpt.set_rng_state(state["rng"])
         if self.dist.is_main:
             log.info("resumed at step %d (%d samples consumed)", self.step, self.sampler.consumed)
+            done = [r for r in read_metrics_if_any(self.run_dir) if r["step"] <= self.step]
+            self.last_record = done[-1] if done else {}
 
     # ------------------------------------------------------------------ one optimizer step
 
@@ -279,6 +283,7 @@ class Trainer:
             "tokens_per_s": tps,
             "grad_norm": out["grad_norm"],
             "epoch": self.sampler.epoch,
+            "samples": self.sampler.consumed,
             "target_tokens": int(w["targets"]),
         }
         if self.flops_per_token > 0:
