@@ -14,6 +14,7 @@ skipped, sampling continues where it stopped, the SFT resumes from its last chec
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import shutil
@@ -22,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from math_qwen import sft
 from math_qwen.data import PreparedData, prepare_data
@@ -82,6 +85,13 @@ def sampler_accuracy(cfg: Config, sampler: Path, tokenizer, heldout: Path, out_d
                             cfg.data.heldout_benchmark)  # fmt: skip
 
 
+def sampling_model(cfg: Config, sampler: Path, tokenizer):
+    """A path when vLLM and a GPU are there (eval.generate then samples with vLLM), else the loaded HF model."""
+    if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
+        return str(sampler)
+    return sft.exported_model(sampler, cfg, tokenizer)
+
+
 def read_rounds(path: Path) -> dict[int, dict[str, Any]]:
     if not path.exists():
         return {}
@@ -108,7 +118,7 @@ def run_round(cfg: Config, r: int, sampler: Path, prepared: PreparedData, augmen
     before = None
     if prepared.heldout_file is not None and cfg.eval.enabled:
         before = sampler_accuracy(cfg, sampler, tokenizer, prepared.heldout_file, round_dir / "eval-sampler")
-    model = sft.exported_model(sampler, cfg, tokenizer)
+    model = sampling_model(cfg, sampler, tokenizer)
     records = sample_problems(model, tokenizer, problems, round_dir / "samples.jsonl", cfg.rft.sampling,
                               round_=r, model_name=str(sampler))  # fmt: skip
     del model
