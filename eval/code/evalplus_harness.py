@@ -63,31 +63,48 @@ def encode(value, depth: int = 0):
     return {"__t": "opaque", "type": type(value).__name__, "v": repr(value)[:200]}
 
 
-def decode(value):
-    if isinstance(value, list):
-        return [decode(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    tag, v = value["__t"], value.get("v")
+def _decode_tagged(obj: dict):
+    tag, v = obj["__t"], obj.get("v")
     if tag == "int":
         return int(v)
     if tag == "float":
         return float(v)
     if tag == "tuple":
-        return tuple(decode(x) for x in v)
+        return tuple(v)
     if tag == "set":
-        return {decode(x) for x in v}
+        return set(v)
     if tag == "frozenset":
-        return frozenset(decode(x) for x in v)
+        return frozenset(v)
     if tag == "dict":
-        return {decode(k): decode(x) for k, x in v}
+        return {k: x for k, x in v}
     if tag == "complex":
-        return complex(decode(v[0]), decode(v[1]))
+        return complex(v[0], v[1])
     if tag == "bytes":
         return bytes.fromhex(v)
     if tag == "opaque":
-        return Opaque(value.get("type", "?"), v)
+        return Opaque(obj.get("type", "?"), v)
     raise ValueError(f"unknown tag {tag!r}")
+
+
+def decode(value):
+    """Inverse of encode for an already-parsed JSON value."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    inner = value.get("v")
+    if value["__t"] in ("tuple", "set", "frozenset", "dict", "complex"):
+        inner = [decode(x) for x in inner] if value["__t"] != "dict" else [(decode(k), decode(x)) for k, x in inner]
+    return _decode_tagged({**value, "v": inner})
+
+
+def loads(text: str):
+    """Parse and decode an encoded JSON text in one pass (the C parser calls the hook bottom-up)."""
+    return json.loads(text, object_hook=_decode_tagged)
+
+
+def dumps(value) -> str:
+    return json.dumps(encode(value))
 
 
 # ----------------------------------------------------------------------------- comparison (evalplus's rules)
@@ -179,20 +196,26 @@ def _load_oracles(path: str):
     return module
 
 
+_ORACLES_NEEDING_INPUTS = {"surface_Area", "digit_distance_nums", "find_zero"}
+
+
 def _check_inputs(task: dict, fn, reference, oracles) -> list[bool]:
     """Per input: the reference (canonical) output first, then the sample's under max(1 s, 4 x reference time)."""
     verdicts = []
     for raw in task["inputs"]:
         try:
-            exp, seconds = _call(reference, decode(raw), task["reference_limit"])
+            exp, seconds = _call(reference, loads(raw), task["reference_limit"])
         except BaseException as e:  # noqa: BLE001 - a broken reference is the parent's error to report
             raise RuntimeError(f"reference solution failed: {type(e).__name__}") from None
         if task["output_not_none"]:
             exp = exp is not None
         limit = max(task["min_time_limit"], task["time_limit_factor"] * seconds)
         try:
-            out, _ = _call(fn, decode(raw), limit)
-            ok = outputs_match(task["dataset"], task["entry_point"], decode(raw), out, exp, task["atol"], oracles)
+            args = loads(raw)
+            out, _ = _call(fn, args, limit)
+            # the inputs again, unmutated, only for the few oracles that look at them
+            inp = loads(raw) if task["entry_point"] in _ORACLES_NEEDING_INPUTS else args
+            ok = outputs_match(task["dataset"], task["entry_point"], inp, out, exp, task["atol"], oracles)
         except BaseException:  # noqa: BLE001
             ok = False
         verdicts.append(ok)

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 
 from eval.code import executor
-from eval.code.evalplus_harness import encode
+from eval.code.evalplus_harness import dumps
 from eval.code.languages import Program, Step
 from eval.code.problems import InputError
 from eval.code.sandbox import Limits, Sandbox
@@ -97,12 +97,20 @@ def solution_code(problem: dict, completion: str) -> str:
 # ----------------------------------------------------------------------------- programs
 
 
-def _task_json(problem: dict, dataset: str, code: str, inputs: list) -> str:
+def _encoded_inputs(problem: dict) -> list[str]:
+    """Each input as its own encoded JSON text, computed once per problem (samples of a task share it)."""
+    if "_encoded_inputs" not in problem:
+        inputs = problem.get("base_input", []) + problem.get("plus_input", [])
+        problem["_encoded_inputs"] = [dumps(list(i)) for i in inputs]
+    return problem["_encoded_inputs"]
+
+
+def _task_json(problem: dict, dataset: str, code: str) -> str:
     _, _, oracles = _evalplus()
     test = problem.get("test")
     return json.dumps({
         "dataset": dataset, "code": code, "reference": problem["prompt"] + problem["canonical_solution"],
-        "entry_point": problem["entry_point"], "inputs": [encode(list(i)) for i in inputs],
+        "entry_point": problem["entry_point"], "inputs": _encoded_inputs(problem),
         "n_base": len(problem.get("base_input", [])), "atol": problem["atol"],
         "output_not_none": problem["entry_point"] in oracles.MBPP_OUTPUT_NOT_NONE_TASKS,
         "min_time_limit": MIN_TIME_LIMIT, "time_limit_factor": TIME_LIMIT_FACTOR, "reference_limit": 60.0,
@@ -148,9 +156,8 @@ def evaluate_evalplus(problems: dict[str, dict], samples: list[dict], dataset: s
     builders = []
     for s in samples:
         p = problems[s["task_id"]]
-        inputs = p.get("base_input", []) + p.get("plus_input", [])
-        builders.append(partial(lambda p, c, i: _program(_task_json(p, dataset, c, i), _timeout_s(p)),
-                                p, solution_code(p, s["completion"]), inputs))
+        builders.append(partial(lambda p, c: _program(_task_json(p, dataset, c), _timeout_s(p)),
+                                p, solution_code(p, s["completion"])))
     outcomes = executor.execute_all(builders, sandbox=sandbox, workers=workers, progress=progress, desc=dataset)
     results = []
     for s, outcome in zip(samples, outcomes, strict=True):

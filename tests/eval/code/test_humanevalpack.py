@@ -11,6 +11,11 @@ from eval.code.report import summarize
 
 pytestmark = pytest.mark.timeout(600)
 
+# Canonical solutions whose own verdict is random. Go/95 ranges over a map and decides after two keys; Go
+# randomises map iteration order, so that canonical fails about one run in four (two of its asserts depend
+# on which key comes first). These must pass on a rerun; every other problem must pass the first time.
+NONDETERMINISTIC_CANONICAL = {"Go/95"}
+
 
 def load(shared_data, lang: str) -> dict[str, dict]:
     rows = read_records(shared_data("humanevalpack", f"{LANGUAGES[lang].dataset}.jsonl"))
@@ -23,6 +28,12 @@ def test_every_canonical_solution_passes(shared_data, lang):
     samples = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in problems.items()]
     results, env = evaluate_humanevalpack(problems, samples, language=lang, progress=False)
     assert env == {}, f"toolchain missing for {lang}: {env}"
+    for i, r in enumerate(results):
+        for _ in range(5 if r["task_id"] in NONDETERMINISTIC_CANONICAL and not r["passed"] else 0):
+            (r,), _ = evaluate_humanevalpack(problems, [samples[i]], language=lang, progress=False)
+            results[i] = r
+            if r["passed"]:
+                break
     failed = [(r["task_id"], r["status"], r["detail"][:200]) for r in results if not r["passed"]]
     assert failed == []
     summary = summarize("humanevalpack", results, dataset="HumanEvalPack")
