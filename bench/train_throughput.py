@@ -160,6 +160,56 @@ def run_trl_packed(cfg: RunConfig, tok, conversations, workdir: Path, args) -> d
     return summarize(trainer, clock, args.warmup)
 
 
+def interleaved_model_steps(cfg: RunConfig, tok, conversations, chat_file: Path, args, reps: int = 7) -> dict:
+    """Forward+backward only, the three batch layouts alternated step by step (robust to a shared machine's load):
+    a padded batch of 8 conversations (transformers sdpa with a padding mask, HF loss), 8 packed rows with
+    transformers' dense block-diagonal mask and full logits, and 8 packed rows our way (per-document SDPA,
+    target-only logits). Median real tokens/s over reps."""
+    import statistics
+
+    from shared.loss import token_loss_sum
+    from shared.packed_attention import restore_attention, use_packed_attention
+    from shared.packed_loss import packed_loss_sum
+    from shared.packing import collate_rows
+
+    model = load_model(cfg.model, tok, seed=cfg.train.seed)
+    data = sft_dataset([chat_file], tok, ChatDataConfig(), args.seq_len)
+    packed = collate_rows([data[i] for i in range(args.batch)], tok.pad_token_id)
+    packed_real = sum(int(r.input_ids.size) for r in data.rows[: args.batch]) * (1 - data.report.to_dict()["pad_fraction"])
+    samples = [fit_to_length(tokenize_chat(m, tok, train_on="all"), args.seq_len, "truncate")
+               for m in conversations[: args.batch]]
+    width = max(len(s.input_ids) for s in samples)
+    ids = torch.full((args.batch, width), tok.pad_token_id)
+    labels = torch.full((args.batch, width), -100)
+    mask = torch.zeros((args.batch, width), dtype=torch.long)
+    for i, s in enumerate(samples):
+        n = len(s.input_ids)
+        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(s.input_ids), torch.tensor(s.labels), 1
+
+    def padded():
+        model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss.backward()
+
+    def dense():
+        token_loss_sum(model, packed)[0].backward()
+
+    def ours():
+        use_packed_attention(model)
+        packed_loss_sum(model, packed)[0].backward()
+        restore_attention(model)
+
+    layouts = {"hf_padded": (padded, int(mask.sum())), "packed_dense_mask": (dense, packed_real), "ours": (ours, packed_real)}
+    rates: dict[str, list[float]] = {k: [] for k in layouts}
+    for rep in range(reps + 1):
+        for name, (fn, real) in layouts.items():
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            model.zero_grad(set_to_none=True)
+            if rep:  # the first round warms up
+                rates[name].append(real / dt)
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=12)
@@ -168,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--conversations", type=int, default=1024)
     p.add_argument("--skip-trl", action="store_true")
+    p.add_argument("--interleaved-only", action="store_true", help="only the forward+backward comparison")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not GSM8K.exists():
@@ -179,9 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     conversations = write_chat(GSM8K, workdir / "chat.jsonl", args.conversations)
     peak = measure_matmul_flops(2048)
     fpt = flops_per_token(load_model(cfg.model, tok), args.seq_len)
-    results = {"ours": run_ours(cfg, tok, workdir / "chat.jsonl", args.warmup)}
-    results["hf_padded"] = run_hf_padded(cfg, tok, conversations, workdir, args)
-    if not args.skip_trl:
+    results = {}
+    if not args.interleaved_only:
+        results["ours"] = run_ours(cfg, tok, workdir / "chat.jsonl", args.warmup)
+        results["hf_padded"] = run_hf_padded(cfg, tok, conversations, workdir, args)
+    if not args.skip_trl and not args.interleaved_only:
         try:
             results["trl_packed"] = run_trl_packed(cfg, tok, conversations, workdir, args)
         except ImportError:
@@ -193,7 +246,11 @@ def main(argv: list[str] | None = None) -> None:
         r["mfu"] = r["tokens_per_s"] * fpt / peak
         print(f"  {name:11s} {r['tokens_per_s']:8.0f} real tokens/s   padding {r['pad_fraction']:6.1%}   "
               f"MFU {r['mfu']:6.1%}   x{r['tokens_per_s'] / results['hf_padded']['tokens_per_s']:.2f} vs hf_padded")
-    print(json.dumps({"peak_flops": peak, "flops_per_token": fpt, **results}))
+    steps = interleaved_model_steps(cfg, tok, conversations, workdir / "chat.jsonl", args)
+    print("forward+backward only, layouts interleaved step by step (median real tokens/s):")
+    for name, rate in steps.items():
+        print(f"  {name:17s} {rate:8.0f}   x{rate / steps['hf_padded']:.2f} vs hf_padded")
+    print(json.dumps({"peak_flops": peak, "flops_per_token": fpt, **results, "interleaved": steps}))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 transformers' sdpa path turns a packed row (position_ids restarting at each document, no attention_mask) into
 a dense block-diagonal (batch, 1, L, L) mask: every row then pays full L x L attention and the masked-kernel
 path, although each document only attends to itself. "sdpa_packed" instead runs causal SDPA once per document
-(cost sum(len_i^2) instead of L^2, and the fast is_causal kernel). With a padding mask, a KV cache, or
+(documents gathered into one padded batch of documents: cost n_docs * longest^2 instead of B * L^2, and the
+fast is_causal kernel instead of the masked one). With a padding mask, a KV cache, or
 unequal query and key lengths it is exactly transformers' sdpa. Registered on import; the trainer switches a
 model from "sdpa" to it (`use_packed_attention`); exports keep their original attention setting.
 """
@@ -53,19 +54,25 @@ def sdpa_packed_forward(module, query, key, value, attention_mask, dropout=0.0, 
     if all(len(b) == 1 for b in bounds):
         out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling, is_causal=True)
         return out.transpose(1, 2).contiguous(), None
-    # Rows end to end as one sequence, cut into documents with a single split: its backward is one cat, where
-    # slicing each document out of the full tensor would zero-fill a full-size gradient per document.
-    lengths = [e - s for docs in bounds for s, e in docs]
+    # Documents gathered into a (documents, heads, longest, dim) batch: one causal SDPA call, one gather in and one
+    # out. A document's tail padding sits after all its real tokens, so causality keeps it out of their attention.
+    lengths = torch.tensor([e - s for docs in bounds for s, e in docs])
+    starts = torch.tensor([b * length + s for b, docs in enumerate(bounds) for s, _ in docs])
+    longest = int(lengths.max())
+    offsets = torch.arange(longest)
+    valid = offsets[None, :] < lengths[:, None]
+    gather = torch.where(valid, starts[:, None] + offsets[None, :], 0).reshape(-1).to(query.device)
+    n_docs = len(lengths)
 
-    def pieces(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return torch.split(t.transpose(0, 1).reshape(heads, batch * length, -1), lengths, dim=1)
+    def by_document(t: torch.Tensor) -> torch.Tensor:
+        flat = t.transpose(0, 1).reshape(heads, batch * length, -1)
+        return flat[:, gather].reshape(heads, n_docs, longest, -1).transpose(0, 1)
 
-    outs = [
-        F.scaled_dot_product_attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), dropout_p=dropout,
-                                       scale=scaling, is_causal=True)[0]
-        for q, k, v in zip(pieces(query), pieces(key), pieces(value), strict=True)
-    ]
-    out = torch.cat(outs, dim=1).reshape(heads, batch, length, -1).transpose(0, 1)
+    docs_out = F.scaled_dot_product_attention(by_document(query), by_document(key), by_document(value),
+                                              dropout_p=dropout, scale=scaling, is_causal=True)
+    real = torch.nonzero(valid.reshape(-1)).flatten().to(query.device)  # documents tile the rows in order
+    flat_out = docs_out.transpose(0, 1).reshape(heads, n_docs * longest, -1)[:, real]
+    out = flat_out.reshape(heads, batch, length, -1).transpose(0, 1)
     return out.transpose(1, 2).contiguous(), None
 
 
