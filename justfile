@@ -1,5 +1,5 @@
 # Task runner. Every user-facing job is a recipe here; each runs its embedded tiny default with no arguments
-# and takes a config file and key=value overrides for real runs:  just math-sft math_qwen/configs/7b.yaml train.max_steps=10
+# and takes a config file and key=value overrides for real runs:  just math-sft math_qwen/configs/sft/7b.yaml train.max_steps=10
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := false
