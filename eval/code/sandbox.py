@@ -81,8 +81,31 @@ def bubblewrap_works() -> bool:
 
 
 def _bwrap_base_args() -> list[str]:
-    return ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
+    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in _needed_under_tmp():  # the private /tmp would hide them
+        args += ["--ro-bind", str(path), str(path)]
+    return [*args, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
+
+
+@lru_cache(maxsize=1)
+def _needed_under_tmp() -> tuple[Path, ...]:
+    """Folders that samples must read (the interpreter, its venv, our runner scripts, the toolchain cache) and
+    that lie under /tmp, as they do in a CI clone there: re-exposed read-only inside the private /tmp."""
+    import sys
+
+    from eval.code import toolchains
+
+    candidates = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), Path(__file__).resolve().parents[2],
+                  toolchains.cache_root()]
+    tmp = Path("/tmp").resolve()
+    found = []
+    for c in candidates:
+        path = Path(c).resolve()
+        if path.is_file():
+            path = path.parent
+        if path.exists() and path.is_relative_to(tmp) and path != tmp and not any(path.is_relative_to(f) for f in found):
+            found.append(path)
+    return tuple(found)
 
 
 _warned = False
