@@ -15,6 +15,7 @@ import platform
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def main() -> None:
         n_cut = sum(f.truncated for f in fitted)
         lengths = [len(f.input_ids) for f in fitted]
         n_tokens = sum(lengths)
-        t_pack, rows = best_of(lambda: pack_conversations(fitted, seq_len, tok.pad_token_id))
+        t_pack, rows = best_of(partial(pack_conversations, fitted, seq_len, tok.pad_token_id))
         slots = len(rows) * seq_len
         ours = 1 - n_tokens / slots
         padded = padded_to_longest_fraction(lengths, args.batch_size)

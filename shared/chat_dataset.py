@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.chat import ChatFormatError, TokenizedChat, fit_to_length, read_jsonl, tokenize_chat, validate_messages
+from shared.chat import (
+    ChatFormatError,
+    TokenizedChat,
+    fit_to_length,
+    read_jsonl,
+    tokenize_chat,
+    validate_messages,
+)
 from shared.config import ChatDataConfig
 from shared.packing import Row, pack_conversations, pad_conversations
 

@@ -6,7 +6,13 @@ import importlib.util
 import logging
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, Qwen2Config
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Qwen2Config,
+)
 
 from shared.config import ModelConfig
 from shared.tokenizer import ensure_chat_template, load_tiny_tokenizer
@@ -38,6 +44,7 @@ def pick_attn_implementation(requested: str, device: torch.device | str, dtype: 
 
 def load_tokenizer(cfg: ModelConfig):
     name = cfg.tokenizer or cfg.name_or_path
+    tok: PreTrainedTokenizerBase
     if name in ("tiny", "tiny-bpe"):
         tok = load_tiny_tokenizer(cfg.tiny_vocab_size)
     else:
@@ -58,7 +65,8 @@ def tiny_qwen2_config(cfg: ModelConfig, tokenizer) -> Qwen2Config:
         num_key_value_heads=t.num_key_value_heads,
         intermediate_size=t.intermediate_size,
         max_position_embeddings=t.max_position_embeddings,
-        rope_theta=t.rope_theta,
+        # transformers 5 folds this legacy keyword into rope_parameters but leaves it out of the signature
+        rope_theta=t.rope_theta,  # type: ignore[call-arg]
         tie_word_embeddings=t.tie_word_embeddings,
         bos_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -11,9 +11,11 @@ model from "sdpa" to it (`use_packed_attention`); exports keep their original at
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
-from transformers import AttentionInterface
+from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -85,10 +87,11 @@ def use_packed_attention(model: torch.nn.Module) -> bool:
     config = getattr(model, "config", None)
     if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
         return False
-    model.set_attn_implementation(NAME)
+    # a module whose config picks an attention implementation is a transformers model (or forwards to one)
+    cast(PreTrainedModel, model).set_attn_implementation(NAME)
     return True
 
 
 def restore_attention(model: torch.nn.Module, previous: str = "sdpa") -> None:
     if getattr(model.config, "_attn_implementation", None) == NAME:
-        model.set_attn_implementation(previous)
+        cast(PreTrainedModel, model).set_attn_implementation(previous)

@@ -133,7 +133,7 @@ def minimum_slack_bins(lengths: Sequence[int], capacity: int) -> list[list[int]]
             if (reach >> gap) & 1:
                 break
         total = reach.bit_length() - 1
-        for n, before in zip(reversed(sizes[: len(history)]), reversed(history)):
+        for n, before in zip(reversed(sizes[: len(history)]), reversed(history), strict=True):
             while not (before >> total) & 1:  # take copies of n until the rest was reachable before n
                 total -= n
                 current.append(_take(pool, n))

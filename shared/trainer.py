@@ -42,7 +42,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -57,6 +57,9 @@ from shared.packed_attention import restore_attention, use_packed_attention
 from shared.packed_loss import packed_loss_sum
 from shared.packing import collate_rows
 from shared.schedules import build_scheduler
+
+if TYPE_CHECKING:
+    from deepspeed import DeepSpeedEngine
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def build_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optim
     decay = [p for n, p in params if p.ndim >= 2]
     no_decay = [p for n, p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps)
 
 
 def freeze_parameters(model: torch.nn.Module, patterns: Sequence[str]) -> list[str]:
@@ -133,7 +136,7 @@ class Trainer:
         self.run_dir = Path(cfg.runs_dir) / recipe / cfg.run_name
         self.ckpt_root = self.run_dir / "checkpoints"
         self.export_dir = self.run_dir / "export"
-        self.engine = None
+        self.engine: DeepSpeedEngine | None = None  # built by _setup; a caller may drop it (set None) after train()
         self.step = 0
         self.tokens = 0  # cumulative real (non-pad) tokens trained, all ranks
         self.window: dict[str, float] = {}
@@ -229,15 +232,16 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         loss_sum = 0.0
         grad_norm = None
+        engine = self._built_engine()
         for k, batch in enumerate(batches):
             batch = {key: v.to(self.dist.device) for key, v in batch.items()}
-            loss, _ = packed_loss_sum(self.engine, batch)
-            self.engine.backward(loss * scale, scale_wrt_gas=False)
+            loss, _ = packed_loss_sum(engine, batch)
+            engine.backward(loss * scale, scale_wrt_gas=False)
             if k == len(batches) - 1 and self.cfg.train.zero_stage == 0:
                 grad_norm = self._stage0_grad_norm()
-            self.engine.step()
+            engine.step()
             loss_sum += float(loss.detach())
-        ds_norm = self.engine.get_global_grad_norm()
+        ds_norm = engine.get_global_grad_norm()
         if ds_norm is not None:
             grad_norm = float(ds_norm)
         return {
@@ -248,9 +252,14 @@ class Trainer:
             "grad_norm": grad_norm if grad_norm is not None else float("nan"),
         }
 
+    def _built_engine(self) -> DeepSpeedEngine:
+        if self.engine is None:
+            raise RuntimeError("the DeepSpeed engine is built by Trainer.train(); it is not there yet or was dropped")
+        return self.engine
+
     def _stage0_grad_norm(self) -> float | None:
         """Gradients are all-reduced at the boundary backward; DeepSpeed's stage-0 fp32 path does not record it."""
-        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+        grads = [p.grad for p in self._built_engine().module.parameters() if p.grad is not None]
         if not grads:
             return None
         return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
@@ -331,7 +340,7 @@ class Trainer:
             log.info("training %s/%s: steps %d..%d, world size %d, ZeRO-%d, %s",
                      self.recipe, self.cfg.run_name, self.step + 1, t.max_steps, self.dist.world_size,
                      t.zero_stage, self.dtype)
-        self.engine.train()
+        self._built_engine().train()
         while self.step < t.max_steps:
             t0 = time.perf_counter()
             out = self._train_step()
@@ -347,6 +356,6 @@ class Trainer:
         self._export()
         self.metrics.close()
         if self.packed_attention:
-            restore_attention(self.engine.module)
+            restore_attention(self._built_engine().module)
         return {**self.last_record, "step": self.step, "tokens": self.tokens,
                 "run_dir": str(self.run_dir), "export_dir": str(self.export_dir)}

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from shared.chat import IGNORE_INDEX, ChatFormatError, fit_to_length, render_chatml, tokenize_chat, validate_messages
+from shared.chat import (
+    IGNORE_INDEX,
+    ChatFormatError,
+    fit_to_length,
+    render_chatml,
+    tokenize_chat,
+    validate_messages,
+)
 from shared.config import ModelConfig
 from shared.modeling import load_tokenizer
 from tests.shared.qwen_vocab import qwen2_tokenizer
@@ -95,7 +102,7 @@ def test_segmentwise_ids_equal_tokenising_the_template(which, request):
         s = tokenize_chat(msgs, tok)
         assert s.input_ids == tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
         # Every trained token is assistant content or its <|im_end|>.
-        trained = tok.decode([t for t, lab in zip(s.input_ids, s.labels) if lab != X])
+        trained = tok.decode([t for t, lab in zip(s.input_ids, s.labels, strict=True) if lab != X])
         assert trained == "".join(m["content"] + "<|im_end|>" for m in msgs if m["role"] == "assistant")
 
 

@@ -12,8 +12,8 @@ from shared.loss import token_loss_sum
 from shared.modeling import load_model, load_tokenizer
 from shared.packing import (
     best_fit_decreasing,
-    minimum_slack_bins,
     collate_rows,
+    minimum_slack_bins,
     pack_conversations,
     pack_documents,
     pad_conversations,
@@ -45,7 +45,7 @@ def conversations(n: int):
 def grads_of(model, batches):
     """Token-weighted mean loss over all batches and its gradients (flattened)."""
     model.zero_grad()
-    sums, counts = zip(*(token_loss_sum(model, b) for b in batches))
+    sums, counts = zip(*(token_loss_sum(model, b) for b in batches), strict=True)
     loss = sum(sums) / sum(counts)
     loss.backward()
     g = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
