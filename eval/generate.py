@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Sequence
+from typing import Any, TypeGuard, cast
 
 import torch
 from tqdm import tqdm
@@ -37,7 +38,8 @@ class StopOnSequences(StoppingCriteria):
         generated = input_ids[:, self.prompt_len:]
         tails = self.tokenizer.batch_decode(generated[:, -self.window:], skip_special_tokens=True)
         done = [any(s in t for s in self.stop) for t in tails]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        # a bool tensor is what transformers calls a BoolTensor (isinstance agrees); torch types it as Tensor
+        return cast(torch.BoolTensor, torch.tensor(done, dtype=torch.bool, device=input_ids.device))
 
 
 def render_prompts(tokenizer, prompts: Sequence[str], chat: bool, system_prompt: str | None) -> list[str]:
@@ -51,7 +53,7 @@ def render_prompts(tokenizer, prompts: Sequence[str], chat: bool, system_prompt:
     return rendered
 
 
-def _load(model: str | PreTrainedModel, tokenizer):
+def _load(model: str | PreTrainedModel, tokenizer) -> tuple[PreTrainedModel, Any]:
     from shared.config import ModelConfig
     from shared.modeling import load_model, load_tokenizer
 
@@ -59,12 +61,15 @@ def _load(model: str | PreTrainedModel, tokenizer):
         cfg = ModelConfig(name_or_path=model)
         tokenizer = tokenizer or load_tokenizer(cfg)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = load_model(cfg, tokenizer, device=device).to(device)
+        # PreTrainedModel.to is decorated with functools.wraps(Module.to), which hides the bound self from mypy
+        loaded = load_model(cfg, tokenizer, device=device).to(device)  # type: ignore[arg-type]
     elif tokenizer is None:
         raise ValueError("generate_completions: pass the tokenizer along with a loaded model")
+    else:
+        loaded = model
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return loaded, tokenizer
 
 
 def _eos_ids(tokenizer) -> list[int]:
@@ -76,7 +81,7 @@ def _eos_ids(tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-def _use_vllm(model) -> bool:
+def _use_vllm(model: str | PreTrainedModel) -> TypeGuard[str]:
     return isinstance(model, str) and torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
 
 

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
+from typing import Any
 
 # ----------------------------------------------------------------------------- codec
 # JSON cannot tell a tuple from a list, has no sets, complex numbers or non-string keys: tag them.
@@ -64,7 +65,8 @@ def encode(value, depth: int = 0):
 
 
 def _decode_tagged(obj: dict):
-    tag, v = obj["__t"], obj.get("v")
+    tag = obj["__t"]
+    v: Any = obj.get("v")  # a JSON value whose shape the tag names
     if tag == "int":
         return int(v)
     if tag == "float":
@@ -191,6 +193,8 @@ def _load_oracles(path: str):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("evalplus_special_oracle", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load evalplus oracles from {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -235,7 +239,7 @@ def main() -> None:
     oracles = _load_oracles(task["oracles"])
     # The reference is defined first, before any sample code can touch the interpreter's state.
     reference = _define(task["reference"], task["entry_point"], task["load_limit"])[1] if task["inputs"] else None
-    verdict = {"base": None, "plus": None, "original": None, "n": len(task["inputs"])}
+    verdict: dict[str, Any] = {"base": None, "plus": None, "original": None, "n": len(task["inputs"])}
     fn = None
     try:
         namespace, fn = _define(task["code"], task["entry_point"], task["load_limit"])

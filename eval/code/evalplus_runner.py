@@ -115,7 +115,7 @@ def _task_json(problem: dict, dataset: str, code: str) -> str:
         "output_not_none": problem["entry_point"] in oracles.MBPP_OUTPUT_NOT_NONE_TASKS,
         "min_time_limit": MIN_TIME_LIMIT, "time_limit_factor": TIME_LIMIT_FACTOR, "reference_limit": 60.0,
         "load_limit": 10.0, "test_limit": 5.0, "test": test,
-        "test_calls_check": bool(test) and "def check(" in test, "oracles": oracles.__file__,
+        "test_calls_check": bool(test and "def check(" in test), "oracles": oracles.__file__,
     })
 
 

@@ -226,7 +226,18 @@ def build_rust(problem: dict, completion: str) -> Program:
 
 
 def _needs(*commands: str) -> Callable[[], None]:
-    return lambda: toolchains.require(*commands) and None
+    def check() -> None:
+        toolchains.require(*commands)
+
+    return check
+
+
+def _check_go() -> None:
+    toolchains.go_env()
+
+
+def _check_rust() -> None:
+    toolchains.rust_externs()
 
 
 def _check_js() -> None:
@@ -252,11 +263,11 @@ LANGUAGES: dict[str, Language] = {
     "java": Language("java", "java", "Java", ("java",), ("\npublic class", "\nclass ", "\n//", "\n/*"),
                      _needs("javac", "java"), build_java),
     "go": Language("go", "go", "Go", ("go", "golang"), ("\nfunc ", "\n//", "\ntype ", "\nvar ", "\nconst "),
-                   lambda: toolchains.go_env() and None, build_go),
+                   _check_go, build_go),
     "cpp": Language("cpp", "cpp", "CPP", ("cpp", "c++"), ("\nint main", "\n#", "\n/*", "\n//", "\nusing "),
                     _check_cpp, build_cpp),
     "rust": Language("rust", "rust", "Rust", ("rust", "rs"), ("\nfn ", "\n#[", "\n//", "\nuse ", "\nmod "),
-                     lambda: toolchains.rust_externs() and None, build_rust),
+                     _check_rust, build_rust),
 }
 ALIASES = {"javascript": "js", "c++": "cpp", "rs": "rust", "py": "python", "golang": "go"}
 
