@@ -95,10 +95,10 @@ def _needed_under_tmp() -> tuple[Path, ...]:
 
     from eval.code import toolchains
 
-    candidates = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), Path(__file__).resolve().parents[2],
+    candidates: list[str | Path] = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), Path(__file__).resolve().parents[2],
                   toolchains.cache_root()]
     tmp = Path("/tmp").resolve()
-    found = []
+    found: list[Path] = []
     for c in candidates:
         path = Path(c).resolve()
         if path.is_file():
