@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.jsonl import read_jsonl_objects
+
 log = logging.getLogger(__name__)
 
 # n_problems extends the contract's columns: a score is comparable with the report's only on the full set.
@@ -41,19 +43,7 @@ class ResultsError(ValueError):
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every JSON object of a JSONL file; blank lines are allowed, a malformed line is an error naming it."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ResultsError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise ResultsError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    return read_jsonl_objects(path, error=ResultsError)
 
 
 def read_summary(path: Path) -> dict[str, Any]:

@@ -12,12 +12,12 @@ the concatenation equals tokenising the rendered string (tested).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.jsonl import iter_jsonl
 from shared.tokenizer import IM_END, IM_START
 
 IGNORE_INDEX = -100
@@ -116,21 +116,5 @@ def fit_to_length(sample: TokenizedChat, max_len: int, policy: str) -> Tokenized
 
 
 def read_jsonl(path: str | Path, skip_malformed: bool = False) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) for each non-blank line.
-
-    A malformed line raises ChatFormatError naming file and line, or, with skip_malformed, is yielded as
-    (line number, ChatFormatError) so the caller can count it and read on.
-    """
-    path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                error = ChatFormatError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})")
-                if not skip_malformed:
-                    raise error from e
-                obj = error
-            yield n, obj
+    """Chat JSONL lines; a malformed line raises (or, with skip_malformed, yields) a ChatFormatError naming it."""
+    return iter_jsonl(path, skip_malformed=skip_malformed, error=ChatFormatError)

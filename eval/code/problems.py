@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shared.jsonl import read_jsonl_objects
+
 
 class InputError(ValueError):
     """A problems or samples file that cannot be used; the message names the file and line."""
@@ -15,25 +17,13 @@ class InputError(ValueError):
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Records of a .jsonl/.jsonl.gz (one object a line) or .json (an array) file."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        if path.name.endswith((".json", ".json.gz")):
+    if path.name.endswith((".json", ".json.gz")):
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as f:
             data = json.load(f)
-            if not isinstance(data, list):
-                raise InputError(f"{path}: expected a JSON array of objects")
-            return data
-        records = []
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: malformed JSON line: {e}") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object")
-            records.append(record)
-        return records
+        if not isinstance(data, list):
+            raise InputError(f"{path}: expected a JSON array of objects")
+        return data
+    return read_jsonl_objects(path, error=InputError)
 
 
 def load_problem_records(source: str, split: str = "test") -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any
 from eval.math.extract import extract_answer
 from eval.math.grader import is_equiv, numbers_close, parse_number
 from eval.math.problems import gold_answer
+from shared.jsonl import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +31,10 @@ def grade_prediction(prediction: str | None, gold: str, benchmark: str) -> bool:
 def read_samples(path: str | Path) -> list[dict[str, Any]]:
     """Samples JSONL (`task_id`, `completion`); a malformed line is an error naming file and line."""
     samples = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: malformed JSON line ({exc.msg})") from exc
-            if not isinstance(row, dict) or "task_id" not in row or "completion" not in row:
-                raise ValueError(f"{path}:{line_no}: a sample needs 'task_id' and 'completion'")
-            samples.append(row)
+    for line_no, row in iter_jsonl(path, error=ValueError):
+        if not isinstance(row, dict) or "task_id" not in row or "completion" not in row:
+            raise ValueError(f"{path}:{line_no}: a sample needs 'task_id' and 'completion'")
+        samples.append(row)
     return samples
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 from eval.math.extract import last_boxed, normalize_number_text
+from shared.jsonl import read_jsonl_objects
 
 BENCHMARKS = ("gsm8k", "math")
 # Hub datasets users point --problems at, with the config and split that hold the test set.
@@ -21,20 +21,7 @@ class ProblemsError(ValueError):
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ProblemsError(f"{path}:{line_no}: malformed JSON line ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise ProblemsError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    return read_jsonl_objects(path, error=ProblemsError)
 
 
 def _read_local(path: Path) -> list[dict[str, Any]]:
