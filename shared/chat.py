@@ -25,7 +25,12 @@ ROLES = ("system", "user", "assistant")
 
 
 class ChatFormatError(ValueError):
-    """A conversation that cannot be trained on; the message names where it came from."""
+    """A conversation that cannot be trained on; the message names where it came from, `reason` names why
+    (a stable key for data reports)."""
+
+    def __init__(self, message: str, reason: str = "malformed_json"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -43,20 +48,20 @@ def validate_messages(obj: Any, where: str = "conversation") -> list[dict[str, s
     """Check a `{"messages": [...]}` record (or a bare list); raise ChatFormatError naming `where`."""
     messages = obj.get("messages") if isinstance(obj, dict) else obj
     if not isinstance(messages, list) or not messages:
-        raise ChatFormatError(f"{where}: expected a non-empty 'messages' list")
+        raise ChatFormatError(f"{where}: expected a non-empty 'messages' list", "no_messages")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise ChatFormatError(f"{where}: message {i} needs 'role' and 'content'")
+            raise ChatFormatError(f"{where}: message {i} needs 'role' and 'content'", "invalid_message")
         if m["role"] not in ROLES:
-            raise ChatFormatError(f"{where}: message {i} has unknown role {m['role']!r} (expected one of {ROLES})")
+            raise ChatFormatError(f"{where}: message {i} has unknown role {m['role']!r} (expected one of {ROLES})", "unknown_role")
         if not isinstance(m["content"], str):
-            raise ChatFormatError(f"{where}: message {i} content is {type(m['content']).__name__}, not a string")
+            raise ChatFormatError(f"{where}: message {i} content is {type(m['content']).__name__}, not a string", "not_a_string")
         if not m["content"].strip():
-            raise ChatFormatError(f"{where}: message {i} ({m['role']}) has empty content")
+            raise ChatFormatError(f"{where}: message {i} ({m['role']}) has empty content", "empty_content")
         if m["role"] == "system" and i != 0:
-            raise ChatFormatError(f"{where}: a system message may only come first (message {i})")
+            raise ChatFormatError(f"{where}: a system message may only come first (message {i})", "misplaced_system")
     if not any(m["role"] == "assistant" for m in messages):
-        raise ChatFormatError(f"{where}: no assistant turn, nothing to train on")
+        raise ChatFormatError(f"{where}: no assistant turn, nothing to train on", "no_assistant_turn")
     return messages
 
 

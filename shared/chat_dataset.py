@@ -54,14 +54,6 @@ class DataReport:
         }
 
 
-def _skip_reason(error: ChatFormatError) -> str:
-    text = str(error)
-    for key in ("malformed JSON", "unknown role", "no assistant turn", "empty content", "not a string"):
-        if key in text:
-            return key.replace(" ", "_").lower()
-    return "invalid_conversation"
-
-
 def tokenize_chat_files(
     files: Sequence[str | Path], tokenizer, cfg: ChatDataConfig, seq_len: int
 ) -> tuple[list[TokenizedChat], DataReport]:
@@ -78,7 +70,7 @@ def tokenize_chat_files(
             except ChatFormatError as e:
                 if cfg.bad_records == "error":
                     raise
-                report.skip(_skip_reason(e), str(e))
+                report.skip(e.reason, str(e))
                 continue
             sample = tokenize_chat(
                 messages, tokenizer, train_on=cfg.train_on, default_system_prompt=cfg.default_system_prompt
