@@ -1,28 +1,42 @@
 """Sandbox side of the HumanEval(+)/MBPP(+) evaluation (and the codec that carries inputs into it).
 
-In the sandbox: `python -I evalplus_harness.py` in a folder holding task.json, with the parent's token as
-the first line of stdin. For every input it runs the canonical solution (defined before any sample code)
-and then the sample, under max(1 s, 4 x the canonical's time) as evalplus does (CPU time here, so limits
-do not shrink on a loaded machine), and compares them with
-evalplus's rules; then the original test (`check(candidate)` or MBPP asserts). The verdicts and the token
-are printed last in one write. Computing the expected output next to the sample's, input by input, means
-no expected-output pass or cache at all (evalplus's "cold" ground-truth step) and bounded memory even
-where outputs are huge (HumanEval/130 returns lists of a million floats). Like every in-process harness
-it trusts that sample code does not go looking for the harness's own objects; the token protects against
-early exits, crashes and killed parents. Stdlib only, numpy imported only for float tolerance.
+Two modes, both `main(MODE)` of this module imported by `python -I -S` (from its cached bytecode) in a folder holding job.marshal (written by the
+parent; inputs are marshalled, which keeps tuples, sets and big ints exact and loads at C speed), with the
+parent's token as the first line of stdin; the token is printed last, in one write with the result, so an early
+exit, a crash or a killed parent never reads as success.
+
+- `ground-truth` (canonical solutions only, never sample code): per task and input, the canonical
+  output and its CPU time. Small outputs are kept as values; large ones (HumanEval/15 and /130 return
+  megabytes per input) as a digest of their exact type and content, so the parent's cache stays small
+  and bounded in memory. Computed once per task, cached by the parent, shared by every sample and run.
+- `sample`: defines the canonical solution first (before any sample code can touch the
+  interpreter), then the sample, and checks each input under max(1 s, 4 x the canonical's time) as
+  evalplus does (CPU time here, so limits do not shrink on a loaded machine), with evalplus's comparison
+  rules; then the original test (`check(candidate)` or MBPP asserts). A sample output whose digest equals
+  the expected one is equal to it (same exact type and content); any other output for a digest-only
+  input is compared with the canonical output recomputed here, so verdicts are exactly evalplus's.
+
+Like every in-process harness it trusts that sample code does not go looking for the harness's own
+objects. Stdlib only (-S skips site's 15-20 ms per start); numpy is added to the path and imported only
+for float tolerance.
 """
 
 from __future__ import annotations
 
 import io
-import json
+import marshal
 import math
 import os
-import signal
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
-from typing import Any
+
+try:  # the C module under `signal`, whose enum wrappers cost 4 ms per start
+    import _signal as signal
+except ImportError:  # not CPython
+    import signal  # type: ignore[no-redef]
+
+# json (7 ms with its `re`), typing, hashlib, pickle and importlib are imported where used: a sample's
+# harness starts 164+ times per benchmark, and most never need them.
 
 # ----------------------------------------------------------------------------- codec
 # JSON cannot tell a tuple from a list, has no sets, complex numbers or non-string keys: tag them.
@@ -44,7 +58,8 @@ def encode(value, depth: int = 0):
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
-        return value if abs(value) < 1 << 53 else {"__t": "int", "v": str(value)}
+        # hex: exact, linear time, and free of str()'s 4300-digit limit (HumanEval/139's outputs exceed it)
+        return value if abs(value) < 1 << 53 else {"__t": "int", "v": format(value, "x")}
     if isinstance(value, float):
         return value if math.isfinite(value) else {"__t": "float", "v": repr(value)}
     if isinstance(value, list):
@@ -64,11 +79,11 @@ def encode(value, depth: int = 0):
     return {"__t": "opaque", "type": type(value).__name__, "v": repr(value)[:200]}
 
 
-def _decode_tagged(obj: dict):
+def _decode_tagged(obj):  # untyped: the shape of "v" depends on the tag
     tag = obj["__t"]
-    v: Any = obj.get("v")  # a JSON value whose shape the tag names
+    v = obj.get("v")  # a JSON value whose shape the tag names
     if tag == "int":
-        return int(v)
+        return int(v, 16)
     if tag == "float":
         return float(v)
     if tag == "tuple":
@@ -102,11 +117,61 @@ def decode(value):
 
 def loads(text: str):
     """Parse and decode an encoded JSON text in one pass (the C parser calls the hook bottom-up)."""
+    import json
+
     return json.loads(text, object_hook=_decode_tagged)
 
 
 def dumps(value) -> str:
+    import json
+
     return json.dumps(encode(value))
+
+
+# ----------------------------------------------------------------------------- digests of large outputs
+
+_FLAT_TYPES = {str, int, float, bool, type(None), bytes}
+DIGEST_PROTOCOL = 4  # part of the parent's cache key: a digest is only compared with one of the same protocol
+
+
+def _has_nan(values, kinds: set) -> bool:
+    if kinds <= {int, float, bool}:  # math.isnan takes ints too: one C loop (HumanEval/130 mixes them)
+        try:
+            return any(map(math.isnan, values))
+        except OverflowError:  # an int beyond float range: no NaN there, but ask the slow way
+            pass
+    return any(x != x for x in values if type(x) is float)
+
+
+def output_digest(value) -> str | None:
+    """The digest of an expected (canonical) output, or None where its pickle could be shared by an unequal
+    value: only flat builtin values qualify (no NaN, which is unequal to itself; no class of the code's own,
+    whose __eq__ could be anything). Checked once, on the canonical side."""
+    kind = type(value)
+    if kind in (list, tuple):
+        kinds = set(map(type, value))
+        if not kinds <= _FLAT_TYPES:
+            return None
+        if float in kinds and _has_nan(value, kinds):
+            return None
+    elif kind not in (str, int, bytes):
+        return None
+    return pickle_digest(value)
+
+
+def pickle_digest(value) -> str | None:
+    """Digest of the pickle (C speed). Pickle encodes exact builtin types by their own opcodes (int vs
+    float vs bool, list vs tuple; subclasses go through their class), so a sample output with the same
+    digest as a qualifying expected output is the same flat value: `out == exp`. Equal values may still
+    differ here (-0.0 vs 0.0, shared string objects): those only take the slower exact path."""
+    import hashlib
+    import pickle
+
+    try:
+        data = pickle.dumps(value, protocol=DIGEST_PROTOCOL)
+    except BaseException:  # noqa: BLE001 - not picklable (or hostile): compare the exact way instead
+        return None
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 # ----------------------------------------------------------------------------- comparison (evalplus's rules)
@@ -118,7 +183,11 @@ def _is_floats(x) -> bool:
     return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x)
 
 
+_EXTRA_PATH: list[str] = []  # where numpy lives: the harness runs without site-packages (-S)
+
+
 def _allclose(out, exp, atol: float) -> bool:
+    sys.path.extend(p for p in _EXTRA_PATH if p not in sys.path)
     import numpy as np  # only on the tolerance path: most samples never pay for the import
 
     return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
@@ -172,15 +241,26 @@ def _call(fn, args, limit: float):
     """fn(*args) under a CPU-time limit: CPU seconds, unlike wall seconds, do not stretch when the machine is
     busy, so neither the reference timing nor the limit drifts with load (a sample that sleeps is caught
     by the sandbox's wall-clock limit instead)."""
-    sink = io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = _DISCARD
     signal.setitimer(signal.ITIMER_PROF, limit)
     try:
-        with redirect_stdout(sink), redirect_stderr(sink):
-            start = time.process_time()
-            out = fn(*args)
-            return out, time.process_time() - start
+        start = time.process_time()
+        out = fn(*args)
+        return out, time.process_time() - start
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
+        sys.stdout, sys.stderr = saved
+
+
+class _Discard(io.TextIOBase):
+    """Where the code under test prints: nothing is kept, so printing in a loop cannot grow memory."""
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+
+_DISCARD = _Discard()
 
 
 def _define(code: str, entry_point: str, limit: float):
@@ -189,7 +269,19 @@ def _define(code: str, entry_point: str, limit: float):
     return namespace, namespace[entry_point]
 
 
-def _load_oracles(path: str):
+class _LazyOracles:
+    """evalplus's special oracles, loaded on first use (only a few entry points ever need them)."""
+
+    def __init__(self, path: str):
+        self._path, self._module = path, None
+
+    def __getattr__(self, name: str):
+        if self._module is None:
+            self._module = load_oracles(self._path)
+        return getattr(self._module, name)
+
+
+def load_oracles(path: str):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("evalplus_special_oracle", path)
@@ -203,43 +295,102 @@ def _load_oracles(path: str):
 _ORACLES_NEEDING_INPUTS = {"surface_Area", "digit_distance_nums", "find_zero"}
 
 
+class ReferenceFailed(Exception):
+    """The canonical solution failed on its own input: the problems file is broken, not the sample."""
+
+
+def _reference_output(task: dict, reference, raw: bytes):
+    """(expected output, CPU seconds) of the canonical solution on one marshalled input."""
+    try:
+        exp, seconds = _call(reference, marshal.loads(raw), task["reference_limit"])
+    except BaseException as e:  # noqa: BLE001 - a broken reference is the parent's error to report
+        raise ReferenceFailed(f"reference solution failed: {type(e).__name__}") from None
+    return (exp is not None if task["output_not_none"] else exp), seconds
+
+
+def _small_encoding(value, max_chars: int):
+    """The encoded value if its JSON fits in max_chars and holds no opaque value, else None; sized before
+    encoding, since the outputs worth a digest are megabytes (a million-float list, a 10 MB string)."""
+    import json
+
+    if isinstance(value, (str, bytes, list, tuple, set, frozenset, dict)) and len(value) > max_chars // 2:
+        return None
+    if isinstance(value, int) and value.bit_length() > 4 * max_chars:
+        return None
+    try:
+        encoded = encode(value)
+        text = json.dumps(encoded)
+    except (ValueError, RecursionError):
+        return None
+    return encoded if len(text) <= max_chars and '"opaque"' not in text else None
+
+
+def _ground_truth_entry(task: dict, reference, raw: bytes) -> dict:
+    """{"s": seconds} plus "v" (the encoded output) when small, else "d" (its digest) where one exists;
+    with neither, the sample's harness recomputes this input's output."""
+    exp, seconds = _reference_output(task, reference, raw)
+    entry: dict = {"s": seconds}
+    encoded = _small_encoding(exp, task["max_value_chars"])
+    if encoded is not None:
+        entry["v"] = encoded
+        return entry
+    if task["digest_ok"]:
+        digest = output_digest(exp)
+        if digest is not None:
+            entry["d"] = digest
+    return entry
+
+
+def ground_truth(job: dict) -> dict:
+    """Per task of the batch: its entries, or the error that makes its problems file unusable."""
+    out: dict = {}
+    for task in job["tasks"]:
+        try:
+            reference = _define(task["reference"], task["entry_point"], task["load_limit"])[1]
+            out[task["key"]] = {"entries": [_ground_truth_entry(task, reference, raw) for raw in task["inputs"]]}
+        except BaseException as e:  # noqa: BLE001
+            out[task["key"]] = {"error": str(e) if isinstance(e, ReferenceFailed) else type(e).__name__}
+    return out
+
+
+def _sample_output_matches(task: dict, entry: dict, raw: bytes, fn, reference, oracles) -> bool:
+    """Against the cached expected output first; a mismatch (or an input cached without a value) is decided
+    against the canonical output recomputed here, in the sample's own process, so a verdict never rests on
+    a cache made in another process (string hashing, hence set order, differs between processes)."""
+    args = marshal.loads(raw)  # a fresh copy: samples may mutate their arguments
+    out, _ = _call(fn, args, max(task["min_time_limit"], task["time_limit_factor"] * entry["s"]))
+    entry_point = task["entry_point"]
+    # the inputs again, unmutated, only for the few oracles that look at them
+    inp = marshal.loads(raw) if entry_point in _ORACLES_NEEDING_INPUTS else args
+    if "v" in entry and outputs_match(task["dataset"], entry_point, inp, out, decode(entry["v"]), task["atol"], oracles):
+        return True
+    if "d" in entry and pickle_digest(out) == entry["d"]:
+        return True  # same exact types and content: `out == exp`, which every rule passes
+    exp, _ = _reference_output(task, reference, raw)
+    return outputs_match(task["dataset"], entry_point, inp, out, exp, task["atol"], oracles)
+
+
 def _check_inputs(task: dict, fn, reference, oracles) -> list[bool]:
-    """Per input: the reference (canonical) output first, then the sample's under max(1 s, 4 x reference time)."""
+    """Per input, in order, until the first failure (the verdicts that count need every input)."""
     verdicts = []
-    for raw in task["inputs"]:
+    for raw, entry in zip(task["inputs"], task["expected"], strict=True):
         try:
-            exp, seconds = _call(reference, loads(raw), task["reference_limit"])
-        except BaseException as e:  # noqa: BLE001 - a broken reference is the parent's error to report
-            raise RuntimeError(f"reference solution failed: {type(e).__name__}") from None
-        if task["output_not_none"]:
-            exp = exp is not None
-        limit = max(task["min_time_limit"], task["time_limit_factor"] * seconds)
-        try:
-            args = loads(raw)
-            out, _ = _call(fn, args, limit)
-            # the inputs again, unmutated, only for the few oracles that look at them
-            inp = loads(raw) if task["entry_point"] in _ORACLES_NEEDING_INPUTS else args
-            ok = outputs_match(task["dataset"], task["entry_point"], inp, out, exp, task["atol"], oracles)
+            ok = _sample_output_matches(task, entry, raw, fn, reference, oracles)
+        except ReferenceFailed:
+            raise  # not the sample's fault
         except BaseException:  # noqa: BLE001
             ok = False
         verdicts.append(ok)
         if not ok:
-            break  # the verdicts that count need every input: stop at the first failure
+            break
     return verdicts
 
 
-def main() -> None:
-    exit_now, write = os._exit, os.write  # bound before sample code runs (it may patch os)
-    token = sys.stdin.readline().strip()
-    sys.stdin.close()
-    with open("task.json", encoding="utf-8") as f:
-        task = json.load(f)
-    os.remove("task.json")
-    signal.signal(signal.SIGPROF, _on_alarm)
-    oracles = _load_oracles(task["oracles"])
+def check_sample(task: dict) -> dict:
+    oracles = _LazyOracles(task["oracles"])
     # The reference is defined first, before any sample code can touch the interpreter's state.
     reference = _define(task["reference"], task["entry_point"], task["load_limit"])[1] if task["inputs"] else None
-    verdict: dict[str, Any] = {"base": None, "plus": None, "original": None, "n": len(task["inputs"])}
+    verdict: dict = {"base": None, "plus": None, "original": None, "n": len(task["inputs"])}
     fn = None
     try:
         namespace, fn = _define(task["code"], task["entry_point"], task["load_limit"])
@@ -248,7 +399,7 @@ def main() -> None:
     if task["inputs"]:
         try:
             ok = _check_inputs(task, fn, reference, oracles) if fn is not None else []
-        except RuntimeError as e:
+        except ReferenceFailed as e:
             ok, verdict["reference_error"] = [], str(e)
         nb = task["n_base"]
         verdict["base"] = len(ok) >= nb and all(ok[:nb])
@@ -263,11 +414,42 @@ def main() -> None:
                 verdict["original"] = True
         except BaseException:  # noqa: BLE001
             verdict["original"] = False
+    return verdict
+
+
+def _flat_json(record: dict) -> str:
+    """JSON of a flat dict of None/bool/int/ASCII str (the verdict), without importing json."""
+    def scalar(v) -> str:
+        if v is None or isinstance(v, bool):
+            return {None: "null", True: "true", False: "false"}[v]
+        if isinstance(v, int):
+            return str(v)
+        return '"' + "".join(c if c.isprintable() and c.isascii() and c not in '"\\' else "?" for c in str(v)) + '"'
+    return "{" + ", ".join(f'"{k}": {scalar(v)}' for k, v in record.items()) + "}"
+
+
+def main(mode: str) -> None:
+    exit_now, write = os._exit, os.write  # bound before sample code runs (it may patch os)
+    token = sys.stdin.readline().strip()
+    sys.stdin.close()
+    with open("job.marshal", "rb") as f:  # written by the parent: only our own data, never sample output
+        job = marshal.load(f)
+    os.remove("job.marshal")
+    _EXTRA_PATH[:] = job.get("python_path", [])
+    signal.signal(signal.SIGPROF, _on_alarm)
+    if mode == "ground-truth":
+        import json
+
+        with open("gt-out.json", "w", encoding="utf-8") as out:
+            json.dump(ground_truth(job), out)
+        result: dict = {"ok": True}
+    else:
+        result = check_sample(job)
     sys.stdout.flush()
-    # Verdict and token in one write after the last sample code ran: nothing the sample printed can follow.
-    write(1, ("\n" + json.dumps(verdict) + "\n" + token + "\n").encode())
+    # Result and token in one write after the last sample code ran: nothing the sample printed can follow.
+    write(1, ("\n" + _flat_json(result) + "\n" + token + "\n").encode())
     exit_now(0)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

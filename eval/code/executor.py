@@ -6,15 +6,16 @@ bottleneck, and the evaluator itself never runs model-written code in its own pr
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -81,8 +82,8 @@ def execute_program(program: Program, sandbox: Sandbox, workroot: Path,
     """Compile (when the language needs it) and run one program; its folder is removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="s-", dir=workroot))
     try:
-        for name, text in program.files.items():
-            (workdir / name).write_text(text, encoding="utf-8")
+        for name, content in program.files.items():
+            (workdir / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         compile_s = 0.0
         if program.compile is not None:
             failure, detail, compile_s = _compile(program, sandbox, workdir, javac)
@@ -90,7 +91,8 @@ def execute_program(program: Program, sandbox: Sandbox, workroot: Path,
                 return Outcome(failure, detail, compile_s)
         token = secrets.token_hex(16)
         step = program.run
-        result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, stdin=(token + "\n").encode())
+        result = sandbox.run(step.argv, workdir, limits=step.limits, env=step.env, stdin=(token + "\n").encode(),
+                             hidden=step.hidden)
         if program.verdict(result, token):
             return Outcome(PASSED, "", compile_s, result.wall_s, _collect(program, workdir), result.stdout[-2000:])
         return Outcome(_failure_status(result), _tail(result.stderr or result.stdout), compile_s, result.wall_s)
@@ -107,25 +109,82 @@ def _collect(program: Program, workdir: Path) -> dict[str, bytes]:
     return files
 
 
-def execute_all(builders: Sequence[Callable[[], Program]], *, sandbox: Sandbox | None = None,
-                workers: int | None = None, progress: bool = True, desc: str = "executing") -> list[Outcome]:
-    """Run every program (built lazily in the worker), in order of the input; progress bar with rate and ETA."""
+@dataclass(order=True)
+class Job:
+    """A program to run; smaller priorities run first (ties in submission order)."""
+
+    priority: tuple
+    build: Callable[[], Program] = field(compare=False)
+    key: Hashable = field(compare=False)
+
+
+def execute_queue(jobs: Iterable[Job], *, total: int, follow_up: Callable[[Hashable, Outcome], Iterable[Job]]
+                  | None = None, sandbox: Sandbox | None = None, workers: int | None = None,
+                  progress: bool = True, desc: str = "executing") -> dict[Hashable, Outcome]:
+    """Run jobs by priority over worker threads; `follow_up(key, outcome)` may queue jobs that needed that one
+    (a task's samples after its ground truth), so later stages fill the workers while earlier ones finish.
+    An exception in a build or follow-up stops the queue and is raised here."""
     sandbox = sandbox or Sandbox()
     workers = workers or default_workers()
     workroot = Path(tempfile.mkdtemp(prefix="qs-code-eval-"))
     started = time.monotonic()
     javac = JavacServerPool(sandbox, workroot)
+    heap = list(jobs)
+    heapq.heapify(heap)
+    cond = threading.Condition()
+    results: dict[Hashable, Outcome] = {}
+    errors: list[BaseException] = []
+    running = 0
+    bar = tqdm(total=total, desc=desc, disable=not progress, unit="program", mininterval=2.0)
 
-    def one(build: Callable[[], Program]) -> Outcome:
-        return execute_program(build(), sandbox, workroot, javac)
+    def worker() -> None:
+        nonlocal running
+        while True:
+            with cond:
+                while not heap and running and not errors:
+                    cond.wait()
+                if errors or not heap:
+                    cond.notify_all()
+                    return
+                job = heapq.heappop(heap)
+                running += 1
+            try:
+                outcome = execute_program(job.build(), sandbox, workroot, javac)
+                more = list(follow_up(job.key, outcome)) if follow_up else []
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                more, errors_now = [], [e]
+            else:
+                errors_now = []
+            with cond:
+                running -= 1
+                errors.extend(errors_now)
+                if not errors_now:
+                    results[job.key] = outcome
+                    for j in more:
+                        heapq.heappush(heap, j)
+                cond.notify_all()
+            bar.update(1)
 
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(tqdm(pool.map(one, builders), total=len(builders), desc=desc, disable=not progress,
-                                 unit="sample", mininterval=2.0))
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     finally:
+        bar.close()
         javac.close()
         shutil.rmtree(workroot, ignore_errors=True)
-    log.info("%s: %d programs in %.1fs with %d workers (%s sandbox)", desc, len(builders),
+    if errors:
+        raise errors[0]
+    log.info("%s: %d programs in %.1fs with %d workers (%s sandbox)", desc, len(results),
              time.monotonic() - started, workers, sandbox.name)
-    return outcomes
+    return results
+
+
+def execute_all(builders: Sequence[Callable[[], Program]], *, sandbox: Sandbox | None = None,
+                workers: int | None = None, progress: bool = True, desc: str = "executing") -> list[Outcome]:
+    """Run every program (built lazily in the worker), in order of the input; progress bar with rate and ETA."""
+    jobs = [Job((i,), build, i) for i, build in enumerate(builders)]
+    results = execute_queue(jobs, total=len(jobs), sandbox=sandbox, workers=workers, progress=progress, desc=desc)
+    return [results[i] for i in range(len(jobs))]

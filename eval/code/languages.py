@@ -29,11 +29,12 @@ class Step:
     limits: Limits
     env: dict[str, str] = field(default_factory=dict)
     writable: list[Path] = field(default_factory=list)  # shared caches, bound read-write (compile steps only)
+    hidden: list[Path] = field(default_factory=list)  # folders the step must not see (expected outputs)
 
 
 @dataclass
 class Program:
-    files: dict[str, str]
+    files: dict[str, str | bytes]  # name -> text (UTF-8) or bytes
     run: Step
     compile: Step | None = None
     # (run result, token) -> did the tests run to completion and succeed?
