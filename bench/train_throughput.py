@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -120,14 +121,7 @@ def run_hf_padded(cfg: RunConfig, tok, conversations, workdir: Path, args) -> di
         rows.append({"input_ids": list(s.input_ids), "labels": list(s.labels)})
 
     def collate(batch):
-        width = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), width), tok.pad_token_id)
-        labels = torch.full((len(batch), width), -100)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, b in enumerate(batch):
-            n = len(b["input_ids"])
-            ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(b["input_ids"]), torch.tensor(b["labels"]), 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        return padded_batch([SimpleNamespace(**b) for b in batch], tok.pad_token_id)
 
     clock = StepClock()
     trainer = counting(HFTrainer)(
@@ -160,13 +154,25 @@ def run_trl_packed(cfg: RunConfig, tok, conversations, workdir: Path, args) -> d
     return summarize(trainer, clock, args.warmup)
 
 
-def interleaved_model_steps(cfg: RunConfig, tok, conversations, chat_file: Path, args, reps: int = 7) -> dict:
+def padded_batch(samples, pad_id: int) -> dict[str, torch.Tensor]:
+    """Conversations padded to the longest of them, as the HF Trainer's collator does."""
+    width = max(len(s.input_ids) for s in samples)
+    ids = torch.full((len(samples), width), pad_id)
+    labels = torch.full((len(samples), width), -100)
+    mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for i, s in enumerate(samples):
+        n = len(s.input_ids)
+        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(s.input_ids), torch.tensor(s.labels), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def interleaved_model_steps(cfg: RunConfig, tok, conversations, chat_file: Path, args, reps: int = 8) -> dict:
     """Forward+backward only, the three batch layouts alternated step by step (robust to a shared machine's load):
     a padded batch of 8 conversations (transformers sdpa with a padding mask, HF loss), 8 packed rows with
     transformers' dense block-diagonal mask and full logits, and 8 packed rows our way (per-document SDPA,
-    target-only logits). Median real tokens/s over reps."""
-    import statistics
-
+    target-only logits). Each round draws new random conversations and rows (the same draws for every
+    layout run on them); real tokens/s over all rounds after the first."""
+    from shared.data import real_tokens
     from shared.loss import token_loss_sum
     from shared.packed_attention import restore_attention, use_packed_attention
     from shared.packed_loss import packed_loss_sum
@@ -174,40 +180,38 @@ def interleaved_model_steps(cfg: RunConfig, tok, conversations, chat_file: Path,
 
     model = load_model(cfg.model, tok, seed=cfg.train.seed)
     data = sft_dataset([chat_file], tok, ChatDataConfig(), args.seq_len)
-    packed = collate_rows([data[i] for i in range(args.batch)], tok.pad_token_id)
-    packed_real = sum(int(r.input_ids.size) for r in data.rows[: args.batch]) * (1 - data.report.to_dict()["pad_fraction"])
-    samples = [fit_to_length(tokenize_chat(m, tok, train_on="all"), args.seq_len, "truncate")
-               for m in conversations[: args.batch]]
-    width = max(len(s.input_ids) for s in samples)
-    ids = torch.full((args.batch, width), tok.pad_token_id)
-    labels = torch.full((args.batch, width), -100)
-    mask = torch.zeros((args.batch, width), dtype=torch.long)
-    for i, s in enumerate(samples):
-        n = len(s.input_ids)
-        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(s.input_ids), torch.tensor(s.labels), 1
+    samples = [fit_to_length(tokenize_chat(m, tok, train_on="all"), args.seq_len, "truncate") for m in conversations]
+    rng = np.random.default_rng(cfg.train.seed)
+    pad = tok.pad_token_id
 
-    def padded():
-        model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss.backward()
+    def padded(batch):
+        model(**batch, use_cache=False).loss.backward()
 
-    def dense():
-        token_loss_sum(model, packed)[0].backward()
+    def dense(batch):
+        token_loss_sum(model, batch)[0].backward()
 
-    def ours():
+    def ours(batch):
         use_packed_attention(model)
-        packed_loss_sum(model, packed)[0].backward()
+        packed_loss_sum(model, batch)[0].backward()
         restore_attention(model)
 
-    layouts = {"hf_padded": (padded, int(mask.sum())), "packed_dense_mask": (dense, packed_real), "ours": (ours, packed_real)}
-    rates: dict[str, list[float]] = {k: [] for k in layouts}
+    totals = {name: [0.0, 0.0] for name in ("hf_padded", "packed_dense_mask", "ours")}
     for rep in range(reps + 1):
-        for name, (fn, real) in layouts.items():
+        rows = [data[int(i)] for i in rng.choice(len(data), args.batch, replace=False)]
+        convs = padded_batch([samples[int(i)] for i in rng.choice(len(samples), args.batch, replace=False)], pad)
+        packed = collate_rows(rows, pad)
+        packed_real = sum(real_tokens(r, pad) for r in rows)
+        for name, fn, batch, real in (("hf_padded", padded, convs, int(convs["attention_mask"].sum())),
+                                      ("packed_dense_mask", dense, packed, packed_real),
+                                      ("ours", ours, packed, packed_real)):
             t0 = time.perf_counter()
-            fn()
+            fn(batch)
             dt = time.perf_counter() - t0
             model.zero_grad(set_to_none=True)
             if rep:  # the first round warms up
-                rates[name].append(real / dt)
-    return {k: statistics.median(v) for k, v in rates.items()}
+                totals[name][0] += real
+                totals[name][1] += dt
+    return {k: tokens / seconds for k, (tokens, seconds) in totals.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:11s} {r['tokens_per_s']:8.0f} real tokens/s   padding {r['pad_fraction']:6.1%}   "
               f"MFU {r['mfu']:6.1%}   x{r['tokens_per_s'] / results['hf_padded']['tokens_per_s']:.2f} vs hf_padded")
     steps = interleaved_model_steps(cfg, tok, conversations, workdir / "chat.jsonl", args)
-    print("forward+backward only, layouts interleaved step by step (median real tokens/s):")
+    print("forward+backward only, layouts interleaved step by step on the same random draws (real tokens/s):")
     for name, rate in steps.items():
         print(f"  {name:17s} {rate:8.0f}   x{rate / steps['hf_padded']:.2f} vs hf_padded")
     print(json.dumps({"peak_flops": peak, "flops_per_token": fpt, **results, "interleaved": steps}))
