@@ -22,6 +22,7 @@ import json
 import logging
 import marshal
 import os
+import platform
 import re
 import sys
 from functools import lru_cache, partial
@@ -207,9 +208,21 @@ def expected_cache_dir() -> Path:
     return path
 
 
+@lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    """Part of the cache key: the canonical CPU times set the samples' time limits, so a cache in a home folder
+    shared by unlike cluster nodes must not carry one node's times to another."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
+
 def _ground_truth_key(fields: dict) -> str:
     key = hashlib.sha256(json.dumps([GROUND_TRUTH_VERSION, DIGEST_PROTOCOL, MAX_VALUE_CHARS, sys.version_info[:2],
-                                     {k: v for k, v in fields.items() if k != "inputs"}], sort_keys=True).encode())
+                                     _cpu_model(), {k: v for k, v in fields.items() if k != "inputs"}],
+                                    sort_keys=True).encode())
     for blob in fields["inputs"]:
         key.update(len(blob).to_bytes(8, "little") + blob)
     return key.hexdigest()

@@ -7,6 +7,8 @@ Cache folder: $QS_CODE_EVAL_CACHE or ~/.cache/qwen_specialists/code-eval. In it:
   go-build/    Go's build cache (testify and the standard library compile once, not per sample).
   node/        node_modules with js-md5 (JavaScript/162), installed by .ci/install-toolchains.sh.
   cpp-pch/     precompiled headers of the standard includes each C++ problem declares.
+  evalplus-expected/ HumanEval+/MBPP+ canonical outputs and CPU times per task (evalplus_runner.py), keyed
+               by content, Python version and CPU model; hidden from samples.
 A missing toolchain is an EnvironmentProblem for that language, never a failed sample.
 """
 
