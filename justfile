@@ -26,7 +26,7 @@ test *ARGS:
 # Lint and type-check.
 check:
     {{python}} -m ruff check .
-    {{python}} -m mypy shared data_recipes code_qwen math_qwen eval
+    {{python}} -m mypy shared data_recipes code_qwen math_qwen eval bench
 
 # Build the tiny code pretraining corpus (stdlib source -> filtered, deduplicated, decontaminated shards).
 code-data *ARGS:

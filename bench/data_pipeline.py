@@ -94,7 +94,7 @@ def run_pipeline(tree: Path, out: Path, workers: int) -> tuple[float, int, str]:
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "data_recipes.pipeline", str(path)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    stop, peak = threading.Event(), []
+    stop, peak = threading.Event(), list[int]()
     sampler = threading.Thread(target=peak_tree_rss, args=(proc, stop, peak))
     sampler.start()
     _, err = proc.communicate()

@@ -35,7 +35,7 @@ GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "tra
 
 
 def write_chat(src: Path, dst: Path, n: int) -> list[list[dict]]:
-    conversations = []
+    conversations: list[list[dict]] = []
     with open(src) as f:
         for line in f:
             if len(conversations) == n:
@@ -61,6 +61,7 @@ def run_ours(cfg: RunConfig, tok, chat_file: Path, warmup: int) -> dict:
     records = read_metrics(Path(cfg.runs_dir) / "bench" / "ours")[warmup:]
     tokens = np.diff([r["tokens"] for r in read_metrics(Path(cfg.runs_dir) / "bench" / "ours")])[warmup - 1 :]
     seconds = sum(t / r["tokens_per_s"] for t, r in zip(tokens, records, strict=True))
+    assert data.report is not None
     return {"tokens_per_s": float(tokens.sum() / seconds), "pad_fraction": data.report.to_dict()["pad_fraction"]}
 
 
@@ -110,15 +111,30 @@ def summarize(trainer, clock: StepClock, warmup: int) -> dict:
             "pad_fraction": 1 - sum(trainer.real_tokens) / sum(trainer.slots)}
 
 
+def fitted(conversations, tok, seq_len: int) -> list:
+    """Each conversation tokenised (loss on every token, as the HF baselines train) and cut to seq_len."""
+    out = [fit_to_length(tokenize_chat(m, tok, train_on="all"), seq_len, "truncate") for m in conversations]
+    return [s for s in out if s is not None]
+
+
+def padded_batch(samples, pad_id: int) -> dict[str, torch.Tensor]:
+    """Conversations padded to the longest of them, as the HF Trainer's collator does."""
+    width = max(len(s.input_ids) for s in samples)
+    ids = torch.full((len(samples), width), pad_id)
+    labels = torch.full((len(samples), width), -100)
+    mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for i, s in enumerate(samples):
+        n = len(s.input_ids)
+        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(s.input_ids), torch.tensor(s.labels), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
 def run_hf_padded(cfg: RunConfig, tok, conversations, workdir: Path, args) -> dict:
     from datasets import Dataset
     from transformers import Trainer as HFTrainer
     from transformers import TrainingArguments
 
-    rows = []
-    for m in conversations:
-        s = fit_to_length(tokenize_chat(m, tok, train_on="all"), args.seq_len, "truncate")
-        rows.append({"input_ids": list(s.input_ids), "labels": list(s.labels)})
+    rows = [{"input_ids": list(s.input_ids), "labels": list(s.labels)} for s in fitted(conversations, tok, args.seq_len)]
 
     def collate(batch):
         return padded_batch([SimpleNamespace(**b) for b in batch], tok.pad_token_id)
@@ -154,18 +170,6 @@ def run_trl_packed(cfg: RunConfig, tok, conversations, workdir: Path, args) -> d
     return summarize(trainer, clock, args.warmup)
 
 
-def padded_batch(samples, pad_id: int) -> dict[str, torch.Tensor]:
-    """Conversations padded to the longest of them, as the HF Trainer's collator does."""
-    width = max(len(s.input_ids) for s in samples)
-    ids = torch.full((len(samples), width), pad_id)
-    labels = torch.full((len(samples), width), -100)
-    mask = torch.zeros((len(samples), width), dtype=torch.long)
-    for i, s in enumerate(samples):
-        n = len(s.input_ids)
-        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(s.input_ids), torch.tensor(s.labels), 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
 def interleaved_model_steps(cfg: RunConfig, tok, conversations, chat_file: Path, args, reps: int = 8) -> dict:
     """Forward+backward only, the three batch layouts alternated step by step (robust to a shared machine's load):
     a padded batch of 8 conversations (transformers sdpa with a padding mask, HF loss), 8 packed rows with
@@ -180,7 +184,7 @@ def interleaved_model_steps(cfg: RunConfig, tok, conversations, chat_file: Path,
 
     model = load_model(cfg.model, tok, seed=cfg.train.seed)
     data = sft_dataset([chat_file], tok, ChatDataConfig(), args.seq_len)
-    samples = [fit_to_length(tokenize_chat(m, tok, train_on="all"), args.seq_len, "truncate") for m in conversations]
+    samples = fitted(conversations, tok, args.seq_len)
     rng = np.random.default_rng(cfg.train.seed)
     pad = tok.pad_token_id
 
