@@ -1,20 +1,20 @@
-"""Sandbox side of the HumanEval(+)/MBPP(+) evaluation (and the codec that carries inputs into it).
+"""Sandbox side of the HumanEval(+)/MBPP(+) evaluation, and the codec of the cached expected values.
 
-Two modes, both `main(MODE)` of this module imported by `python -I -S` (from its cached bytecode) in a folder holding job.marshal (written by the
-parent; inputs are marshalled, which keeps tuples, sets and big ints exact and loads at C speed), with the
-parent's token as the first line of stdin; the token is printed last, in one write with the result, so an early
-exit, a crash or a killed parent never reads as success.
+Two modes, both `main(MODE)` of this module, imported by `python -I -S` (so from its cached bytecode) in a
+folder holding job.marshal (written by the parent; inputs are marshalled, which keeps tuples, sets and big
+ints exact and loads at C speed), with the parent's token as the first line of stdin. The token is printed
+last, in one write with the result, so an early exit, a crash or a killed parent never reads as success.
 
-- `ground-truth` (canonical solutions only, never sample code): per task and input, the canonical
-  output and its CPU time. Small outputs are kept as values; large ones (HumanEval/15 and /130 return
-  megabytes per input) as a digest of their exact type and content, so the parent's cache stays small
-  and bounded in memory. Computed once per task, cached by the parent, shared by every sample and run.
-- `sample`: defines the canonical solution first (before any sample code can touch the
-  interpreter), then the sample, and checks each input under max(1 s, 4 x the canonical's time) as
-  evalplus does (CPU time here, so limits do not shrink on a loaded machine), with evalplus's comparison
-  rules; then the original test (`check(candidate)` or MBPP asserts). A sample output whose digest equals
-  the expected one is equal to it (same exact type and content); any other output for a digest-only
-  input is compared with the canonical output recomputed here, so verdicts are exactly evalplus's.
+- `ground-truth` (canonical solutions only, never sample code): per task and input, the canonical output
+  and its CPU time. Small outputs are kept as encoded values; large ones (HumanEval/15 and /130 return
+  megabytes per input) as a digest of their exact types and content, so the parent's cache stays small.
+  Computed once per task, cached by the parent, shared by every sample and run.
+- `sample`: defines the canonical solution first (before any sample code can touch the interpreter), then
+  the sample, and checks each input under max(1 s, 4 x the canonical's time) as evalplus does (CPU time
+  here, so limits do not shrink on a loaded machine), with evalplus's comparison rules; then the original
+  test (`check(candidate)` or MBPP asserts). An output that matches the cached value, or whose digest
+  equals the cached one, passes; any other output is compared with the canonical output recomputed here,
+  in this process, so a verdict never rests on the cache alone being right.
 
 Like every in-process harness it trusts that sample code does not go looking for the harness's own
 objects. Stdlib only (-S skips site's 15-20 ms per start); numpy is added to the path and imported only
