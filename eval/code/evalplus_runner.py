@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 HARNESS = Path(__file__).with_name("evalplus_harness.py")
 MIN_TIME_LIMIT, TIME_LIMIT_FACTOR = 1.0, 4.0  # evalplus's defaults
-GROUND_TRUTH_VERSION = 1  # bump when the harness's ground-truth entries change meaning
+GROUND_TRUTH_VERSION = 2  # bump when the harness's ground-truth entries change meaning (2: precise times)
 MAX_VALUE_CHARS = 4096  # larger canonical outputs are cached as digests
 GROUND_TRUTH_BATCH = 8  # tasks per ground-truth process (one interpreter start per batch, not per task)
 LOAD_LIMIT, REFERENCE_LIMIT = 10.0, 60.0
