@@ -128,8 +128,7 @@ def bench_humanevalplus(data: Path, workers: int) -> None:
 
 def plain_sequential(program: Program, workdir: Path) -> bool:
     """Compile and run without sandbox or caches beyond the language's own, one after another."""
-    for name, content in program.files.items():
-        (workdir / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    program.write_files(workdir)
     env = {**os.environ}
     for step in (program.compile, program.run):
         if step is None:

@@ -35,11 +35,12 @@ try:  # the C module under `signal`, whose enum wrappers cost 4 ms per start
 except ImportError:  # not CPython
     import signal  # type: ignore[no-redef]
 
-# json (7 ms with its `re`), typing, hashlib, pickle and importlib are imported where used: a sample's
+# json (7 ms with its `re`), hashlib, pickle and importlib are imported where used: a sample's
 # harness starts 164+ times per benchmark, and most never need them.
 
 # ----------------------------------------------------------------------------- codec
-# JSON cannot tell a tuple from a list, has no sets, complex numbers or non-string keys: tag them.
+# JSON cannot tell a tuple from a list, has no sets, complex numbers or non-string keys: tag them. Cached
+# expected values are encoded on the ground-truth side, stored as JSON, and decoded here.
 
 
 class Opaque:
@@ -113,19 +114,6 @@ def decode(value):
     if value["__t"] in ("tuple", "set", "frozenset", "dict", "complex"):
         inner = [decode(x) for x in inner] if value["__t"] != "dict" else [(decode(k), decode(x)) for k, x in inner]
     return _decode_tagged({**value, "v": inner})
-
-
-def loads(text: str):
-    """Parse and decode an encoded JSON text in one pass (the C parser calls the hook bottom-up)."""
-    import json
-
-    return json.loads(text, object_hook=_decode_tagged)
-
-
-def dumps(value) -> str:
-    import json
-
-    return json.dumps(encode(value))
 
 
 # ----------------------------------------------------------------------------- digests of large outputs

@@ -228,12 +228,16 @@ def _ground_truth_key(fields: dict) -> str:
     return key.hexdigest()
 
 
-def _read_cached(path: Path) -> list[dict] | None:
+def _read_cached(path: Path, n_inputs: int) -> list[dict] | None:
+    """The cached entries, or None (compute them again) when missing, torn by a crash, or not one per input."""
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None  # missing, or torn by a crash: compute it again
-    return entries if isinstance(entries, list) else None
+        return None
+    if not (isinstance(entries, list) and len(entries) == n_inputs
+            and all(isinstance(e, dict) and isinstance(e.get("s"), (int, float)) for e in entries)):
+        return None
+    return entries
 
 
 def _write_cached(path: Path, entries: list[dict]) -> None:
@@ -261,7 +265,7 @@ def _cached_ground_truth(problems: dict[str, dict], dataset: str, cache_dir: Pat
             continue
         fields = _reference_fields(p, dataset)
         key = _ground_truth_key(fields)
-        cached = _read_cached(cache_dir / f"{key}.json") if fields["inputs"] else []
+        cached = _read_cached(cache_dir / f"{key}.json", len(fields["inputs"])) if fields["inputs"] else []
         if cached is None:
             missing.append((tid, key, fields))
         else:

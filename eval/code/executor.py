@@ -82,8 +82,7 @@ def execute_program(program: Program, sandbox: Sandbox, workroot: Path,
     """Compile (when the language needs it) and run one program; its folder is removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="s-", dir=workroot))
     try:
-        for name, content in program.files.items():
-            (workdir / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        program.write_files(workdir)
         compile_s = 0.0
         if program.compile is not None:
             failure, detail, compile_s = _compile(program, sandbox, workdir, javac)
@@ -152,16 +151,16 @@ def execute_queue(jobs: Iterable[Job], *, total: int, follow_up: Callable[[Hasha
                 outcome = execute_program(job.build(), sandbox, workroot, javac)
                 more = list(follow_up(job.key, outcome)) if follow_up else []
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-                more, errors_now = [], [e]
-            else:
-                errors_now = []
+                with cond:
+                    running -= 1
+                    errors.append(e)
+                    cond.notify_all()
+                return
             with cond:
                 running -= 1
-                errors.extend(errors_now)
-                if not errors_now:
-                    results[job.key] = outcome
-                    for j in more:
-                        heapq.heappush(heap, j)
+                results[job.key] = outcome
+                for j in more:
+                    heapq.heappush(heap, j)
                 cond.notify_all()
             bar.update(1)
 

@@ -43,6 +43,10 @@ class Program:
     server_compile: str | None = None  # source file a warm compile server may compile instead of `compile`
     collect_max_bytes: int = 256 << 20
 
+    def write_files(self, folder: Path) -> None:
+        for name, content in self.files.items():
+            (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+
 
 @dataclass(frozen=True)
 class Language:

@@ -6,8 +6,7 @@ namespaces (`--unshare-all`: no network, and every process the sample starts, da
 session, dies with the namespace), `--die-with-parent` (killing our process group ends the namespace) and
 `--new-session` (no terminal injection). Resource limits are set by `prlimit` before bwrap starts
 (setrlimit in a preexec_fn where it is missing): CPU time, address space (where the runtime allows it),
-file size, core dumps off. Output is read with a
-cap; a sample that floods it is killed. Where bubblewrap is missing or cannot create namespaces, the
+file size, core dumps off. Output is read with a cap; a sample that floods it is killed. Where bubblewrap is missing or cannot create namespaces, the
 fallback runs the command under `timeout` in its own process group, with the same rlimits and a scrubbed
 environment, and warns once that files and network are not isolated there.
 """

@@ -4,6 +4,7 @@ and a torn cache file; samples can neither read the cache nor fake a verdict."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import uuid
@@ -68,8 +69,6 @@ def test_cold_and_warm_cache_give_the_same_verdicts_and_wrong_large_outputs_fail
 
 
 def test_large_outputs_are_cached_as_digests_and_small_ones_as_values(problems, tmp_path):
-    import json
-
     evaluate_evalplus({t: problems[t] for t in ("HumanEval/0", "HumanEval/15")},
                       [{"task_id": t, "completion": problems[t]["canonical_solution"]}
                        for t in ("HumanEval/0", "HumanEval/15")], "humaneval", progress=False, cache_dir=tmp_path)
@@ -84,16 +83,18 @@ def test_large_outputs_are_cached_as_digests_and_small_ones_as_values(problems, 
     assert kinds[n0] == {"v"} and kinds[n15] == {"v", "d"}
 
 
-def test_a_torn_cache_file_is_recomputed(problems, tmp_path):
+def test_a_torn_or_short_cache_file_is_recomputed(problems, tmp_path):
     sample = [{"task_id": "HumanEval/2", "completion": problems["HumanEval/2"]["canonical_solution"]}]
     evaluate_evalplus({"HumanEval/2": problems["HumanEval/2"]}, sample, "humaneval", progress=False,
                       cache_dir=tmp_path)
     (path,) = tmp_path.glob("*.json")
-    path.write_text(path.read_text()[:100])  # a crash mid-write of an older version
-    result = evaluate_evalplus({"HumanEval/2": problems["HumanEval/2"]}, sample, "humaneval", progress=False,
-                               cache_dir=tmp_path)
-    assert result[0]["plus_passed"] is True
-    assert path.read_text().endswith("]")
+    whole = json.loads(path.read_text())
+    for broken in (path.read_text()[:100], json.dumps(whole[:-1])):  # torn mid-write; one entry short
+        path.write_text(broken)
+        result = evaluate_evalplus({"HumanEval/2": problems["HumanEval/2"]}, sample, "humaneval", progress=False,
+                                   cache_dir=tmp_path)
+        assert result[0]["plus_passed"] is True
+        assert len(json.loads(path.read_text())) == len(whole)  # rewritten whole
 
 
 @pytest.fixture
