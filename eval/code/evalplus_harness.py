@@ -1,13 +1,13 @@
-"""Sandbox side of the HumanEval(+)/MBPP(+) evaluation, and the codec of the cached expected values.
+"""Sandbox side of the HumanEval(+)/MBPP(+) evaluation, and what of the expected outputs is cached.
 
-Two modes, both `main(MODE)` of this module, imported by `python -I -S` (so from its cached bytecode) in a
+Two modes, both `main(MODE)` of this module, run by `python -I -S` from bytecode the parent compiled, in a
 folder holding job.marshal (written by the parent; inputs are marshalled, which keeps tuples, sets and big
 ints exact and loads at C speed), with the parent's token as the first line of stdin. The token is printed
 last, in one write with the result, so an early exit, a crash or a killed parent never reads as success.
 
 - `ground-truth` (canonical solutions only, never sample code): per task and input, the canonical output
-  and its CPU time. Small outputs are kept as encoded values; large ones (HumanEval/15 and /130 return
-  megabytes per input) as a digest of their exact types and content, so the parent's cache stays small.
+  and its CPU time, written to gt-out.marshal. Small outputs are kept as values; large ones (HumanEval/15
+  and /130 return megabytes per input) as a digest of their exact types and content, so the cache stays small.
   Computed once per task, cached by the parent, shared by every sample and run.
 - `sample`: defines the canonical solution first (before any sample code can touch the interpreter), then
   the sample, and checks each input under max(1 s, 4 x the canonical's time) as evalplus does (CPU time
@@ -35,91 +35,41 @@ try:  # the C module under `signal`, whose enum wrappers cost 4 ms per start
 except ImportError:  # not CPython
     import signal  # type: ignore[no-redef]
 
-# json (7 ms with its `re`), hashlib, pickle and importlib are imported where used: a sample's
-# harness starts 164+ times per benchmark, and most never need them.
+# No json (7 ms with its `re`), hashlib or pickle (4 ms each); importlib only where used: a sample's
+# harness starts once per sample, and most never need them.
 
-# ----------------------------------------------------------------------------- codec
-# JSON cannot tell a tuple from a list, has no sets, complex numbers or non-string keys: tag them. Cached
-# expected values are encoded on the ground-truth side, stored as JSON, and decoded here.
+# ----------------------------------------------------------------------------- expected values
+# The parent caches each canonical output as the value itself (marshal keeps tuples, sets, big ints, floats
+# and -0.0 exact and loads at C speed) when it is small and built only of exact builtin types, else as a
+# digest when it is a large flat value, else not at all (the sample's harness then recomputes it).
 
-
-class Opaque:
-    """A value the codec cannot carry (a regex match, a generator...): equal to nothing, but not None."""
-
-    def __init__(self, type_name: str, text: str):
-        self.type_name, self.text = type_name, text
-
-    def __repr__(self) -> str:
-        return f"<{self.type_name} {self.text}>"
+MARSHAL_VERSION = 2  # no back-references: equal values of the same exact types give equal bytes
+DIGEST_FORMAT = "marshal2-blake2b128"  # part of the parent's cache key: digests compare only within a format
+_SCALARS = {type(None), bool, int, float, complex, str, bytes}
+_CONTAINERS = {list, tuple, set, frozenset, dict}
+_FLAT_TYPES = {str, int, float, bool, type(None)}  # no bytes: see sample_digest
 
 
-def encode(value, depth: int = 0):
-    if depth > 200:
-        raise ValueError("nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        # hex: exact, linear time, and free of str()'s 4300-digit limit (HumanEval/139's outputs exceed it)
-        return value if abs(value) < 1 << 53 else {"__t": "int", "v": format(value, "x")}
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"__t": "float", "v": repr(value)}
-    if isinstance(value, list):
-        return [encode(v, depth + 1) for v in value]
-    if isinstance(value, tuple):
-        return {"__t": "tuple", "v": [encode(v, depth + 1) for v in value]}
-    if isinstance(value, (set, frozenset)):
-        return {"__t": type(value).__name__, "v": [encode(v, depth + 1) for v in value]}
-    if isinstance(value, dict):
-        return {"__t": "dict", "v": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
-    if isinstance(value, complex):
-        return {"__t": "complex", "v": [encode(value.real), encode(value.imag)]}
-    if isinstance(value, bytes):
-        return {"__t": "bytes", "v": value.hex()}
-    if hasattr(value, "item") and type(value).__module__ == "numpy":  # numpy scalars: compare as Python ones
-        return encode(value.item(), depth + 1)
-    return {"__t": "opaque", "type": type(value).__name__, "v": repr(value)[:200]}
+def _is_plain(value, depth: int = 0) -> bool:
+    """Built only of exact builtin types: no subclass with an __eq__ of its own, no buffer object (a numpy
+    array, a bytearray) that marshal would quietly turn into bytes."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind not in _CONTAINERS or depth > 100:
+        return False
+    items = (x for pair in value.items() for x in pair) if kind is dict else value
+    return all(_is_plain(x, depth + 1) for x in items)
 
 
-def _decode_tagged(obj):  # untyped: the shape of "v" depends on the tag
-    tag = obj["__t"]
-    v = obj.get("v")  # a JSON value whose shape the tag names
-    if tag == "int":
-        return int(v, 16)
-    if tag == "float":
-        return float(v)
-    if tag == "tuple":
-        return tuple(v)
-    if tag == "set":
-        return set(v)
-    if tag == "frozenset":
-        return frozenset(v)
-    if tag == "dict":
-        return {k: x for k, x in v}
-    if tag == "complex":
-        return complex(v[0], v[1])
-    if tag == "bytes":
-        return bytes.fromhex(v)
-    if tag == "opaque":
-        return Opaque(obj.get("type", "?"), v)
-    raise ValueError(f"unknown tag {tag!r}")
-
-
-def decode(value):
-    """Inverse of encode for an already-parsed JSON value."""
-    if isinstance(value, list):
-        return [decode(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    inner = value.get("v")
-    if value["__t"] in ("tuple", "set", "frozenset", "dict", "complex"):
-        inner = [decode(x) for x in inner] if value["__t"] != "dict" else [(decode(k), decode(x)) for k, x in inner]
-    return _decode_tagged({**value, "v": inner})
-
-
-# ----------------------------------------------------------------------------- digests of large outputs
-
-_FLAT_TYPES = {str, int, float, bool, type(None), bytes}
-DIGEST_PROTOCOL = 4  # part of the parent's cache key: a digest is only compared with one of the same protocol
+def small_plain_value(value, max_bytes: int) -> bool:
+    """Whether the canonical output is cached as itself: plain and at most max_bytes marshalled. Sized before
+    the walk, since the outputs worth a digest are megabytes (a million-float list, a 10 MB string)."""
+    if isinstance(value, (str, bytes, list, tuple, set, frozenset, dict)) and len(value) > max_bytes:
+        return False
+    if isinstance(value, int) and value.bit_length() > 8 * max_bytes:
+        return False
+    return _is_plain(value) and len(marshal.dumps(value, MARSHAL_VERSION)) <= max_bytes
 
 
 def _has_nan(values, kinds: set) -> bool:
@@ -131,10 +81,9 @@ def _has_nan(values, kinds: set) -> bool:
     return any(x != x for x in values if type(x) is float)
 
 
-def output_digest(value) -> str | None:
-    """The digest of an expected (canonical) output, or None where its pickle could be shared by an unequal
-    value: only flat builtin values qualify (no NaN, which is unequal to itself; no class of the code's own,
-    whose __eq__ could be anything). Checked once, on the canonical side."""
+def expected_digest(value) -> str | None:
+    """Digest of a canonical output that is a flat value: a str or int, or a list or tuple of str, int, float,
+    bool and None, by exact type, without NaN (unequal to itself); else None (not cached as a digest)."""
     kind = type(value)
     if kind in (list, tuple):
         kinds = set(map(type, value))
@@ -142,24 +91,30 @@ def output_digest(value) -> str | None:
             return None
         if float in kinds and _has_nan(value, kinds):
             return None
-    elif kind not in (str, int, bytes):
+    elif kind not in (str, int):
         return None
-    return pickle_digest(value)
+    return _blake2b_marshal(value)
 
 
-def pickle_digest(value) -> str | None:
-    """Digest of the pickle (C speed). Pickle encodes exact builtin types by their own opcodes (int vs
-    float vs bool, list vs tuple; subclasses go through their class), so a sample output with the same
-    digest as a qualifying expected output is the same flat value: `out == exp`. Equal values may still
-    differ here (-0.0 vs 0.0, shared string objects): those only take the slower exact path."""
-    import hashlib
-    import pickle
-
+def sample_digest(value) -> str | None:
+    """Digest of a sample's output, comparable with expected_digest, without scanning it: marshal writes only
+    exact builtin types, each with its own type code (int vs float vs bool, list vs tuple), refuses subclasses
+    and other objects, and is self-delimiting. The one exception, buffer objects (bytearray, numpy arrays)
+    written as bytes, cannot match because expected digests hold no bytes. So an equal digest means the same
+    exact types and values: `out == exp`, which passes every rule. Equal values may still differ here (-0.0
+    vs 0.0, interned strings): those only take the slower exact path."""
     try:
-        data = pickle.dumps(value, protocol=DIGEST_PROTOCOL)
-    except BaseException:  # noqa: BLE001 - not picklable (or hostile): compare the exact way instead
+        return _blake2b_marshal(value)
+    except (ValueError, RecursionError):  # unmarshallable, or nested too deeply
         return None
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _blake2b_marshal(value) -> str:
+    try:
+        from _blake2 import blake2b  # not hashlib, whose OpenSSL costs 4 ms per start
+    except ImportError:  # not CPython
+        from hashlib import blake2b
+    return blake2b(marshal.dumps(value, MARSHAL_VERSION), digest_size=16).hexdigest()
 
 
 # ----------------------------------------------------------------------------- comparison (evalplus's rules)
@@ -297,34 +252,15 @@ def _reference_output(task: dict, reference, raw: bytes):
     return (exp is not None if task["output_not_none"] else exp), seconds
 
 
-def _small_encoding(value, max_chars: int):
-    """The encoded value if its JSON fits in max_chars and holds no opaque value, else None; sized before
-    encoding, since the outputs worth a digest are megabytes (a million-float list, a 10 MB string)."""
-    import json
-
-    if isinstance(value, (str, bytes, list, tuple, set, frozenset, dict)) and len(value) > max_chars // 2:
-        return None
-    if isinstance(value, int) and value.bit_length() > 4 * max_chars:
-        return None
-    try:
-        encoded = encode(value)
-        text = json.dumps(encoded)
-    except (ValueError, RecursionError):
-        return None
-    return encoded if len(text) <= max_chars and '"opaque"' not in text else None
-
-
 def _ground_truth_entry(task: dict, reference, raw: bytes) -> dict:
-    """{"s": seconds} plus "v" (the encoded output) when small, else "d" (its digest) where one exists;
-    with neither, the sample's harness recomputes this input's output."""
+    """{"s": seconds} plus "v" (the output itself) when small and plain, else "d" (its digest) where one
+    exists; with neither, the sample's harness recomputes this input's output."""
     exp, seconds = _reference_output(task, reference, raw)
     entry: dict = {"s": seconds}
-    encoded = _small_encoding(exp, task["max_value_chars"])
-    if encoded is not None:
-        entry["v"] = encoded
-        return entry
-    if task["digest_ok"]:
-        digest = output_digest(exp)
+    if small_plain_value(exp, task["max_value_bytes"]):
+        entry["v"] = exp
+    elif task["digest_ok"]:
+        digest = expected_digest(exp)
         if digest is not None:
             entry["d"] = digest
     return entry
@@ -351,9 +287,9 @@ def _sample_output_matches(task: dict, entry: dict, raw: bytes, fn, reference, o
     entry_point = task["entry_point"]
     # the inputs again, unmutated, only for the few oracles that look at them
     inp = marshal.loads(raw) if entry_point in _ORACLES_NEEDING_INPUTS else args
-    if "v" in entry and outputs_match(task["dataset"], entry_point, inp, out, decode(entry["v"]), task["atol"], oracles):
+    if "v" in entry and outputs_match(task["dataset"], entry_point, inp, out, entry["v"], task["atol"], oracles):
         return True
-    if "d" in entry and pickle_digest(out) == entry["d"]:
+    if "d" in entry and sample_digest(out) == entry["d"]:
         return True  # same exact types and content: `out == exp`, which every rule passes
     exp, _ = _reference_output(task, reference, raw)
     return outputs_match(task["dataset"], entry_point, inp, out, exp, task["atol"], oracles)
@@ -427,10 +363,8 @@ def main(mode: str) -> None:
     _EXTRA_PATH[:] = job.get("python_path", [])
     signal.signal(signal.SIGPROF, _on_alarm)
     if mode == "ground-truth":
-        import json
-
-        with open("gt-out.json", "w", encoding="utf-8") as out:
-            json.dump(ground_truth(job), out)
+        with open("gt-out.marshal", "wb") as out:
+            marshal.dump(ground_truth(job), out, MARSHAL_VERSION)
         result: dict = {"ok": True}
     else:
         result = check_sample(job)

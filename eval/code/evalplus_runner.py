@@ -23,13 +23,15 @@ import logging
 import marshal
 import os
 import platform
+import py_compile
 import re
 import sys
+import threading
 from functools import lru_cache, partial
 from pathlib import Path
 
 from eval.code import executor, toolchains
-from eval.code.evalplus_harness import DIGEST_PROTOCOL, load_oracles
+from eval.code.evalplus_harness import DIGEST_FORMAT, MARSHAL_VERSION, load_oracles
 from eval.code.languages import Program, Step
 from eval.code.problems import InputError
 from eval.code.sandbox import Limits, Sandbox
@@ -38,8 +40,8 @@ log = logging.getLogger(__name__)
 
 HARNESS = Path(__file__).with_name("evalplus_harness.py")
 MIN_TIME_LIMIT, TIME_LIMIT_FACTOR = 1.0, 4.0  # evalplus's defaults
-GROUND_TRUTH_VERSION = 2  # bump when the harness's ground-truth entries change meaning (2: precise times)
-MAX_VALUE_CHARS = 4096  # larger canonical outputs are cached as digests
+GROUND_TRUTH_VERSION = 3  # bump when the harness's ground-truth entries change meaning (3: marshalled values)
+MAX_VALUE_BYTES = 4096  # larger canonical outputs are cached as digests
 GROUND_TRUTH_BATCH = 8  # tasks per ground-truth process (one interpreter start per batch, not per task)
 LOAD_LIMIT, REFERENCE_LIMIT = 10.0, 60.0
 OFFICIAL_MBPP_PLUS_TASKS = 378
@@ -115,9 +117,6 @@ def solution_code(problem: dict, completion: str) -> str:
 # ----------------------------------------------------------------------------- programs
 
 
-MARSHAL_VERSION = 2  # no back-references, so equal inputs give equal bytes (and cache keys) on every run
-
-
 def _marshalled_inputs(problem: dict) -> list[bytes]:
     """Each input marshalled on its own, once per problem (samples of a task share it): the harness loads
     a fresh copy per call at C speed, with tuples, sets and big ints exact."""
@@ -167,12 +166,26 @@ def _sample_job(problem: dict, dataset: str, code: str, expected: list[dict]) ->
     })
 
 
+@lru_cache(maxsize=1)
+def _harness_bytecode() -> Path:
+    """The harness compiled once into the code-eval cache, named by its source's hash. Every sandboxed start
+    then loads bytecode: a __pycache__ that is stale, read-only or never written (PYTHONDONTWRITEBYTECODE,
+    common in containers) costs a 9 ms compile per sample."""
+    source = HARNESS.read_bytes()
+    folder = toolchains.cache_root() / "harness"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    path = folder / f"evalplus_harness-{sys.implementation.cache_tag}-{digest}.pyc"
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # workers race here
+        py_compile.compile(str(HARNESS), cfile=str(tmp), dfile=str(HARNESS), doraise=True)
+        os.replace(tmp, path)  # atomic: two evaluations at once write the same bytes
+    return path
+
+
 def _harness_command(mode: str) -> list[str]:
-    """Import the harness rather than run it as a script, so its bytecode comes from __pycache__ (written
-    when this process imported it) instead of being compiled at every start. -S: no site-packages."""
-    return [sys.executable, "-I", "-S", "-c",
-            f"import sys; sys.path.append({str(HARNESS.parent)!r}); import evalplus_harness; "
-            f"evalplus_harness.main({mode!r})"]
+    """-I: isolated from the environment and user site; -S: no site-packages (15-20 ms per start)."""
+    return [sys.executable, "-I", "-S", str(_harness_bytecode()), mode]
 
 
 def _program(mode: str, job: bytes, timeout_s: float, cache_dir: Path, collect: tuple[str, ...] = ()) -> Program:
@@ -220,7 +233,7 @@ def _cpu_model() -> str:
 
 
 def _ground_truth_key(fields: dict) -> str:
-    key = hashlib.sha256(json.dumps([GROUND_TRUTH_VERSION, DIGEST_PROTOCOL, MAX_VALUE_CHARS, sys.version_info[:2],
+    key = hashlib.sha256(json.dumps([GROUND_TRUTH_VERSION, DIGEST_FORMAT, MARSHAL_VERSION, MAX_VALUE_BYTES, sys.version_info[:2],
                                      _cpu_model(), {k: v for k, v in fields.items() if k != "inputs"}],
                                     sort_keys=True).encode())
     for blob in fields["inputs"]:
@@ -229,10 +242,11 @@ def _ground_truth_key(fields: dict) -> str:
 
 
 def _read_cached(path: Path, n_inputs: int) -> list[dict] | None:
-    """The cached entries, or None (compute them again) when missing, torn by a crash, or not one per input."""
+    """The cached entries, or None (compute them again) when missing, torn by a crash, or not one per input.
+    Marshal (the cache key holds the Python version): values load at C speed with their exact types."""
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        entries = marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
         return None
     if not (isinstance(entries, list) and len(entries) == n_inputs
             and all(isinstance(e, dict) and isinstance(e.get("s"), (int, float)) for e in entries)):
@@ -242,17 +256,17 @@ def _read_cached(path: Path, n_inputs: int) -> list[dict] | None:
 
 def _write_cached(path: Path, entries: list[dict]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entries), encoding="utf-8")
+    tmp.write_bytes(marshal.dumps(entries, MARSHAL_VERSION))
     os.replace(tmp, path)  # atomic: two evaluations at once write the same content
 
 
 def _ground_truth_program(batch: list[tuple[str, str, dict]], dataset: str, problems: dict[str, dict],
                           cache_dir: Path) -> Program:
-    tasks = [{**fields, "key": key, "max_value_chars": MAX_VALUE_CHARS,
+    tasks = [{**fields, "key": key, "max_value_bytes": MAX_VALUE_BYTES,
               "digest_ok": _exactly_equal_passes(dataset, fields["entry_point"])} for _, key, fields in batch]
     job = marshal.dumps({"tasks": tasks, "python_path": _python_path()})
     timeout = sum(_timeout_s(problems[tid]) for tid, _, _ in batch)
-    return _program("ground-truth", job, timeout, cache_dir, collect=("gt-out.json",))
+    return _program("ground-truth", job, timeout, cache_dir, collect=("gt-out.marshal",))
 
 
 def _cached_ground_truth(problems: dict[str, dict], dataset: str, cache_dir: Path
@@ -265,7 +279,7 @@ def _cached_ground_truth(problems: dict[str, dict], dataset: str, cache_dir: Pat
             continue
         fields = _reference_fields(p, dataset)
         key = _ground_truth_key(fields)
-        cached = _read_cached(cache_dir / f"{key}.json", len(fields["inputs"])) if fields["inputs"] else []
+        cached = _read_cached(cache_dir / f"{key}.marshal", len(fields["inputs"])) if fields["inputs"] else []
         if cached is None:
             missing.append((tid, key, fields))
         else:
@@ -277,17 +291,17 @@ def _ground_truth_results(batch: list[tuple[str, str, dict]], outcome: executor.
                           ) -> dict[str, list[dict]]:
     """A finished ground-truth batch's entries per task id, written to the cache; a broken problem raises."""
     tids = [tid for tid, _, _ in batch]
-    if not outcome.passed or not outcome.files or "gt-out.json" not in outcome.files:
+    if not outcome.passed or not outcome.files or "gt-out.marshal" not in outcome.files:
         raise InputError(f"computing the canonical outputs of {tids} did not complete "
                          f"({outcome.status}: {outcome.detail[-300:]})")
-    computed = json.loads(outcome.files["gt-out.json"])
+    computed = marshal.loads(outcome.files["gt-out.marshal"])  # written by canonical code only, never a sample's
     found = {}
     for tid, key, _ in batch:
         result = computed.get(key) or {"error": "no result"}
         if "error" in result:
             raise InputError(f"{tid}: the canonical solution fails on its own inputs ({result['error']}); "
                              f"the problems file is broken")
-        _write_cached(cache_dir / f"{key}.json", result["entries"])
+        _write_cached(cache_dir / f"{key}.marshal", result["entries"])
         found[tid] = result["entries"]
     return found
 

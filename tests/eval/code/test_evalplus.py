@@ -1,14 +1,14 @@
 """HumanEval(+) and MBPP(+) through evalplus's tests: canonical solutions pass base, plus and original tests;
-empty and swapped completions fail; the codec carries Python values exactly."""
+empty and swapped completions fail; small canonical outputs are cached as themselves, exactly."""
 
 from __future__ import annotations
 
-import json
+import marshal
 import math
 
 import pytest
 
-from eval.code.evalplus_harness import decode, encode, outputs_match
+from eval.code.evalplus_harness import MARSHAL_VERSION, outputs_match, small_plain_value
 from eval.code.evalplus_runner import dataset_label, evaluate_evalplus, prepare_problems
 from eval.code.problems import read_records
 from eval.code.report import summarize
@@ -90,18 +90,28 @@ def test_original_mbpp_files_use_their_asserts(shared_data):
 
 
 @pytest.mark.parametrize("value", [
-    None, True, 3, -(10 ** 30), 1.5, math.inf, -math.inf, "s", [1, [2, (3, 4)]], (1,), set(), {1, 2},
+    None, True, 3, -(10 ** 30), 1.5, -0.0, math.inf, math.nan, "s", [1, [2, (3, 4)]], (1,), set(), {1, 2},
     frozenset({"a"}), {1: "a", (2, 3): [4.0]}, 3 + 4j, b"\x00\xff", [],
 ])
-def test_codec_round_trips_python_values_with_their_types(value):
-    for back in (decode(encode(value)), decode(json.loads(json.dumps(encode(value))))):  # also through the cache's JSON
-        assert back == value and type(back) is type(value)
+def test_small_plain_outputs_are_cached_as_themselves_with_their_types(value):
+    assert small_plain_value(value, 4096)
+    back = marshal.loads(marshal.dumps(value, MARSHAL_VERSION))  # how the cache stores them
+    assert type(back) is type(value) and (back == value or repr(back) == repr(value))  # NaN: unequal to itself
+    if isinstance(value, float):
+        assert math.copysign(1, back) == math.copysign(1, value)  # -0.0 stays -0.0
 
 
-def test_codec_nan_and_opaque_values():
-    assert math.isnan(decode(encode(float("nan"))))
-    opaque = decode(encode(iter([])))
-    assert opaque is not None and opaque != iter([])
+class Celsius(float):
+    def __eq__(self, other):
+        return True
+
+
+@pytest.mark.parametrize("value", [
+    iter([]), Celsius(1.0), [1, Celsius(2.0)], {"k": bytearray(b"x")}, memoryview(b"x"), "x" * 5000, 1 << 40000,
+], ids=["iterator", "float-subclass", "nested-subclass", "bytearray", "memoryview", "long-str", "huge-int"])
+def test_other_outputs_are_not_cached_as_values(value):
+    """Subclasses (their own __eq__), buffer objects (marshal would turn them into bytes) and large values."""
+    assert not small_plain_value(value, 4096)
 
 
 def test_comparison_follows_evalplus_rules():

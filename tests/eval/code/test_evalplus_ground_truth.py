@@ -4,7 +4,7 @@ and a torn cache file; samples can neither read the cache nor fake a verdict."""
 
 from __future__ import annotations
 
-import json
+import marshal
 import math
 import shutil
 import uuid
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.code.evalplus_harness import output_digest, pickle_digest
+from eval.code.evalplus_harness import expected_digest, sample_digest
 from eval.code.evalplus_runner import evaluate_evalplus, prepare_problems
 from eval.code.problems import read_records
 from eval.code.sandbox import bubblewrap_works
@@ -60,7 +60,7 @@ def test_cold_and_warm_cache_give_the_same_verdicts_and_wrong_large_outputs_fail
     cache.mkdir()
     samples = samples_for(problems)
     cold = evaluate_evalplus(problems, samples, "humaneval", progress=False, cache_dir=cache)
-    assert sorted(p.name for p in cache.iterdir()) and len(list(cache.glob("*.json"))) == len(TASKS)
+    assert sorted(p.name for p in cache.iterdir()) and len(list(cache.glob("*.marshal"))) == len(TASKS)
     warm = evaluate_evalplus(problems, samples, "humaneval", progress=False, cache_dir=cache)
     assert verdicts(cold) == verdicts(warm)
     n = len(TASKS)
@@ -73,8 +73,8 @@ def test_large_outputs_are_cached_as_digests_and_small_ones_as_values(problems, 
                       [{"task_id": t, "completion": problems[t]["canonical_solution"]}
                        for t in ("HumanEval/0", "HumanEval/15")], "humaneval", progress=False, cache_dir=tmp_path)
     kinds = {}
-    for path in tmp_path.glob("*.json"):
-        entries = json.loads(path.read_text())
+    for path in tmp_path.glob("*.marshal"):
+        entries = marshal.loads(path.read_bytes())
         kinds[len(entries)] = {k for e in entries for k in e if k != "s"}
         # CPU times are measured, not rounded to the 4 ms ticks of the process clock under RLIMIT_CPU
         assert sum(e["s"] > 0 for e in entries) >= 0.9 * len(entries)
@@ -87,14 +87,15 @@ def test_a_torn_or_short_cache_file_is_recomputed(problems, tmp_path):
     sample = [{"task_id": "HumanEval/2", "completion": problems["HumanEval/2"]["canonical_solution"]}]
     evaluate_evalplus({"HumanEval/2": problems["HumanEval/2"]}, sample, "humaneval", progress=False,
                       cache_dir=tmp_path)
-    (path,) = tmp_path.glob("*.json")
-    whole = json.loads(path.read_text())
-    for broken in (path.read_text()[:100], json.dumps(whole[:-1])):  # torn mid-write; one entry short
-        path.write_text(broken)
+    (path,) = tmp_path.glob("*.marshal")
+    whole = marshal.loads(path.read_bytes())
+    for broken in (path.read_bytes()[:100], marshal.dumps(whole[:-1]), b"junk"):  # torn; one entry short; not marshal
+        path.write_bytes(broken)
         result = evaluate_evalplus({"HumanEval/2": problems["HumanEval/2"]}, sample, "humaneval", progress=False,
                                    cache_dir=tmp_path)
         assert result[0]["plus_passed"] is True
-        assert len(json.loads(path.read_text())) == len(whole)  # rewritten whole
+        again = marshal.loads(path.read_bytes())  # rewritten whole (the times are measured anew)
+        assert [e["v"] for e in again] == [e["v"] for e in whole]
 
 
 @pytest.fixture
@@ -110,13 +111,13 @@ def cache_outside_tmp():
 def test_samples_cannot_read_the_cache_or_fake_a_verdict(problems, cache_outside_tmp):
     cache = cache_outside_tmp
     body = problems["HumanEval/0"]["canonical_solution"]
-    steal = (f"    import glob\n    if not glob.glob({str(cache)!r} + '/*.json'):\n        return None\n" + body)
+    steal = (f"    import glob\n    if not glob.glob({str(cache)!r} + '/*.marshal'):\n        return None\n" + body)
     fake = ('    import os, sys\n    sys.__stdout__.write(\'\\n{"base": true, "plus": true, "original": true}\\n\')\n'
             "    os._exit(0)\n")
     samples = [{"task_id": "HumanEval/0", "completion": c} for c in (body, steal, fake, "    import os\n    os._exit(0)\n")]
     results = evaluate_evalplus({"HumanEval/0": problems["HumanEval/0"]}, samples, "humaneval", progress=False,
                                 cache_dir=cache)
-    assert list(cache.glob("*.json"))  # the cache exists outside the sandbox...
+    assert list(cache.glob("*.marshal"))  # the cache exists outside the sandbox...
     assert [r["passed"] for r in results] == [True, False, False, False]  # ...but not inside it
 
 
@@ -124,21 +125,23 @@ def test_samples_cannot_read_the_cache_or_fake_a_verdict(problems, cache_outside
     ("x" * 10, "x" * 10), ([1.5, 2.0], [1.5, 2.0]), (10 ** 5000, 10 ** 5000), (("a", 1), ("a", 1)),
 ], ids=["str", "floats", "huge-int", "tuple"])
 def test_equal_values_of_the_same_types_share_a_digest(a, b):
-    assert output_digest(a) is not None and output_digest(a) == output_digest(b)
+    assert expected_digest(a) is not None
+    assert expected_digest(a) == sample_digest(b)
 
 
 @pytest.mark.parametrize("a, b", [
     ([1, 2], (1, 2)), ([1], [1.0]), ([True], [1]), ("1", 1), ([1.0, 2.0], [1.0, 2.5]), (10 ** 5000, 10 ** 5000 + 1),
 ], ids=["list-tuple", "int-float", "bool-int", "str-int", "floats", "huge-int"])
 def test_different_values_or_types_do_not(a, b):
-    assert output_digest(a) != output_digest(b)
+    assert expected_digest(a) != sample_digest(b)
 
 
 def test_values_without_an_exact_digest_get_none():
-    assert output_digest([math.nan]) is None  # NaN is unequal to itself
-    assert output_digest([1, math.nan, "a"]) is None
-    assert output_digest([[1], [2]]) is None  # nested: compared the exact way
-    assert output_digest(1.5) is None and output_digest({1: 2}) is None
+    assert expected_digest([math.nan]) is None  # NaN is unequal to itself
+    assert expected_digest([1, math.nan, "a"]) is None
+    assert expected_digest([[1], [2]]) is None  # nested: compared the exact way
+    assert expected_digest(1.5) is None and expected_digest({1: 2}) is None
+    assert expected_digest(b"ab") is None and expected_digest([b"ab"]) is None  # see the buffer objects below
 
 
 class ListThatEqualsNothing(list):
@@ -146,8 +149,18 @@ class ListThatEqualsNothing(list):
         return False
 
 
-def test_a_sample_output_of_another_class_never_matches_the_expected_digest():
-    """The sample side only pickles: a subclass (with its own __eq__) pickles through its class."""
-    assert output_digest([1, 2]) is not None
-    assert pickle_digest(ListThatEqualsNothing([1, 2])) != output_digest([1, 2])
-    assert pickle_digest(x for x in [1]) is None  # not picklable: compared the exact way
+class IntThatEqualsEverything(int):
+    def __eq__(self, other):
+        return True
+
+
+def test_a_sample_output_of_another_class_never_matches_an_expected_digest():
+    """Subclasses (with an __eq__ of their own) are not marshallable; buffer objects marshal as bytes, which
+    no expected digest holds; generators are not marshallable: all are compared the exact way."""
+    expected = expected_digest([1, 2])
+    assert expected is not None and sample_digest([1, 2]) == expected
+    assert sample_digest(ListThatEqualsNothing([1, 2])) is None
+    assert sample_digest([IntThatEqualsEverything(1), 2]) is None
+    assert sample_digest(x for x in [1]) is None
+    assert sample_digest(bytearray(b"ab")) == sample_digest(b"ab")  # why expected digests exclude bytes
+    assert expected_digest("ab") != sample_digest(b"ab") and expected_digest(["ab"]) != sample_digest([bytearray(b"ab")])
