@@ -3,12 +3,16 @@
 1. HumanEval+ (164 canonical solutions, base + plus tests): evalplus 0.3.1's own `evaluate` vs `python -m
    eval.code --benchmark humaneval` (whole process, imports included), both with the same worker count,
    each first with a cold cache (fresh folders, so each computes its ground truth) and then warm (the
-   second run, as when the next checkpoint is evaluated); verdicts compared.
+   second run, as when the next checkpoint is evaluated); verdicts compared. `--copies N` puts each
+   solution N times in the samples file, as n samples per task for pass@k. It also prints the floor of any
+   cold run: the canonical CPU once for the ground truth and once per sample, plus one sandboxed
+   interpreter start per sample.
 2. HumanEvalPack canonical solutions in six languages: ours (sandboxed, parallel, warm javac, Go build
    cache, prebuilt Rust crates) on all problems vs a plain sequential compile-and-run of the same
    programs (no sandbox, one cold compiler per sample) on a subset, as seconds per problem.
 
     .venv/bin/python bench/code_eval.py [--data ../shared/data] [--workers 2] [--baseline-problems 40]
+                                        [--only humanevalplus|humanevalpack] [--copies 1]
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ def evalplus_run(problems_gz: Path, samples: Path, workers: int, tmp: Path) -> t
         raise SystemExit(f"evalplus failed: {proc.stderr[-2000:]}")
     inner = float(next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("EVALUATE_SECONDS")))
     results = json.loads(result_file.read_text())
-    verdicts = {t: (r[0]["base_status"] == "pass", r[0]["plus_status"] == "pass") for t, r in results["eval"].items()}
+    verdicts = {t: (all(x["base_status"] == "pass" for x in r), all(x["plus_status"] == "pass" for x in r))
+                for t, r in results["eval"].items()}
     return inner, wall, verdicts
 
 
@@ -70,8 +75,12 @@ def ours_humaneval(problems_gz: Path, samples: Path, workers: int, tmp: Path) ->
     wall = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit(f"eval.code failed: {proc.stderr[-2000:]}")
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    return wall, {r["task_id"]: (r["base_passed"], r["plus_passed"]) for r in rows}
+    verdicts: dict = {}
+    for line in (out / "results.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        base, plus = verdicts.get(r["task_id"], (True, True))
+        verdicts[r["task_id"]] = (base and r["base_passed"], plus and r["plus_passed"])
+    return wall, verdicts
 
 
 def canonical_cpu_seconds(problems_gz: Path) -> float:
@@ -97,21 +106,38 @@ def canonical_cpu_seconds(problems_gz: Path) -> float:
     return total
 
 
-def bench_humanevalplus(data: Path, workers: int) -> None:
+def sandboxed_start_seconds(code: str, n: int = 40) -> float:
+    """Median wall time of one sandboxed interpreter start running `code`: what each sample costs at the least
+    when every sample gets its own sandbox and interpreter, as the issue's isolation asks."""
+    from eval.code.sandbox import Limits, Sandbox
+
+    sandbox, times = Sandbox(), []
+    with tempfile.TemporaryDirectory() as d:
+        for _ in range(n):
+            times.append(sandbox.run([sys.executable, "-I", "-S", "-c", code], Path(d), limits=Limits()).wall_s)
+    return sorted(times)[n // 2]
+
+
+def bench_humanevalplus(data: Path, workers: int, copies: int) -> None:
+    """copies > 1: each canonical solution that many times, as n samples per task for pass@k (verdicts per task:
+    all copies pass)."""
     problems_gz = data / "humanevalplus" / "HumanEvalPlus.jsonl.gz"
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         samples = tmp / "samples.jsonl"
         rows = read_records(problems_gz)
         samples.write_text("".join(json.dumps({"task_id": r["task_id"], "completion": r["canonical_solution"]}) + "\n"
-                                   for r in rows))
+                                   for r in rows for _ in range(copies)))
         ev_inner, ev_wall, ev = evalplus_run(problems_gz, samples, workers, tmp)
         ours_wall, ours = ours_humaneval(problems_gz, samples, workers, tmp)
         ev_warm_inner, ev_warm_wall, _ = evalplus_run(problems_gz, samples, workers, tmp)
         ours_warm, ours_again = ours_humaneval(problems_gz, samples, workers, tmp)
     differ = sorted(t for t in ours if ours[t] != ev.get(t))
-    floor = 2 * canonical_cpu_seconds(problems_gz) / workers
-    print(f"HumanEval+ 164 canonical, {workers} workers:")
+    canonical = canonical_cpu_seconds(problems_gz)
+    floor = (1 + copies) * canonical / workers
+    start_s, typing_s = sandboxed_start_seconds("pass"), sandboxed_start_seconds("import typing")
+    process_floor = floor + copies * len(ours) * start_s / workers
+    print(f"HumanEval+ 164 canonical x {copies} per task, {workers} workers:")
     print(f"  evalplus evaluate() cold: {ev_inner:.1f} s (process {ev_wall:.1f} s, incl. its stuck-checker "
           f"thread) base {sum(b for b, _ in ev.values())}/164 plus {sum(p for _, p in ev.values())}/164")
     print(f"  ours cold (whole process): {ours_wall:.1f} s base {sum(b for b, _ in ours.values())}/164 "
@@ -120,8 +146,11 @@ def bench_humanevalplus(data: Path, workers: int) -> None:
     print(f"  ours warm (whole process): {ours_warm:.1f} s (same verdicts as cold: {ours_again == ours})")
     print(f"  cold vs cold: {ev_inner / ours_wall:.2f}x (vs its process {ev_wall / ours_wall:.2f}x); "
           f"warm vs warm: {ev_warm_inner / ours_warm:.2f}x; ours warm vs evalplus cold: {ev_inner / ours_warm:.2f}x")
-    print(f"  floor for any cold run (canonical solutions' CPU x 2 / {workers} workers, no overhead at all): "
+    print(f"  floor for any cold run (canonical solutions' CPU x {1 + copies} / {workers} workers, no overhead at all): "
           f"{floor:.1f} s = {ev_inner / floor:.2f}x evalplus cold at best; ours cold is {ours_wall / floor:.2f}x the floor")
+    print(f"  plus one sandboxed interpreter per sample ({1000 * start_s:.1f} ms each; {1000 * typing_s:.1f} ms with "
+          f"the `typing` import most prompts run): {process_floor:.1f} s = {ev_inner / process_floor:.2f}x evalplus "
+          f"cold at best")
     print(f"  verdicts that differ: {differ or 'none'}"
           + (" (evalplus 0.3.1 fails the HumanEval/32 canonical: PR #201)" if differ == ["HumanEval/32"] else ""))
 
@@ -183,13 +212,14 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--baseline-problems", type=int, default=40)
     p.add_argument("--only", choices=["humanevalplus", "humanevalpack"])
+    p.add_argument("--copies", type=int, default=1, help="HumanEval+ samples per task (pass@k-style runs)")
     args = p.parse_args()
     data = Path(args.data)
     if not data.exists():
         raise SystemExit(f"{data} not found: pass --data with the public evaluation files")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     if args.only in (None, "humanevalplus"):
-        bench_humanevalplus(data, args.workers)
+        bench_humanevalplus(data, args.workers, args.copies)
     if args.only in (None, "humanevalpack"):
         bench_humanevalpack(data, args.workers, args.baseline_problems)
 
