@@ -167,16 +167,18 @@ def _sample_job(problem: dict, dataset: str, code: str, expected: list[dict]) ->
 
 
 @lru_cache(maxsize=1)
+def _harness_source_digest() -> str:
+    return hashlib.sha256(HARNESS.read_bytes()).hexdigest()[:16]
+
+
 def _harness_bytecode() -> Path:
-    """The harness compiled once into the code-eval cache, named by its source's hash. Every sandboxed start
-    then loads bytecode: a __pycache__ that is stale, read-only or never written (PYTHONDONTWRITEBYTECODE,
-    common in containers) costs a 9 ms compile per sample."""
-    source = HARNESS.read_bytes()
-    folder = toolchains.cache_root() / "harness"
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(source).hexdigest()[:16]
-    path = folder / f"evalplus_harness-{sys.implementation.cache_tag}-{digest}.pyc"
+    """The harness compiled into the code-eval cache (looked up per program: the cache folder may change or be
+    cleaned between evaluations), named by its source's hash. Every sandboxed start then loads bytecode: a
+    __pycache__ that is stale, read-only or never written (PYTHONDONTWRITEBYTECODE, common in containers)
+    costs a 9 ms compile per sample."""
+    path = toolchains.cache_root() / "harness" / f"evalplus_harness-{sys.implementation.cache_tag}-{_harness_source_digest()}.pyc"
     if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # workers race here
         py_compile.compile(str(HARNESS), cfile=str(tmp), dfile=str(HARNESS), doraise=True)
         os.replace(tmp, path)  # atomic: two evaluations at once write the same bytes
@@ -318,6 +320,7 @@ def evaluate_evalplus(problems: dict[str, dict], samples: list[dict], dataset: s
     as soon as its ground truth is known, most expensive first."""
     sandbox = sandbox or Sandbox()
     cache_dir = cache_dir or expected_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
     unknown = sorted({s["task_id"] for s in samples} - set(problems))
     if unknown:
         raise InputError(f"{len(unknown)} sample task ids are not in the problems file, e.g. {unknown[:3]}")

@@ -107,25 +107,28 @@ def _bwrap_base_args() -> list[str]:
     return [*args, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
 
 
-@lru_cache(maxsize=1)
 def _needed_under_tmp() -> tuple[Path, ...]:
-    """Folders that samples must read (the interpreter, its venv, our runner scripts, the toolchain cache) and
-    that lie under /tmp, as they do in a CI clone there: re-exposed read-only inside the private /tmp."""
-    import sys
-
+    """Folders that samples must read (the interpreter, its venv, our runner scripts, the toolchain cache with
+    the compiled harness) and that lie under /tmp, as they do in a CI clone there: re-exposed read-only inside
+    the private /tmp. The cache is looked up each time: QS_CODE_EVAL_CACHE may change within a process."""
     from eval.code import toolchains
 
-    candidates: list[str | Path] = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), Path(__file__).resolve().parents[2],
-                  toolchains.cache_root()]
     tmp = Path("/tmp").resolve()
     found: list[Path] = []
-    for c in candidates:
-        path = Path(c).resolve()
-        if path.is_file():
-            path = path.parent
-        if path.exists() and path.is_relative_to(tmp) and path != tmp and not any(path.is_relative_to(f) for f in found):
+    for path in (*_installation_folders(), toolchains.cache_root().resolve()):
+        if path.is_relative_to(tmp) and path != tmp and not any(path.is_relative_to(f) for f in found):
             found.append(path)
     return tuple(found)
+
+
+@lru_cache(maxsize=1)
+def _installation_folders() -> tuple[Path, ...]:
+    import sys
+
+    candidates: list[str | Path] = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable),
+                                    Path(__file__).resolve().parents[2]]
+    paths = [Path(c).resolve() for c in candidates]
+    return tuple(path.parent if path.is_file() else path for path in paths if path.exists())
 
 
 _warned = False

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eval.code.evalplus_harness import expected_digest, sample_digest
-from eval.code.evalplus_runner import evaluate_evalplus, prepare_problems
+from eval.code.evalplus_runner import _harness_command, evaluate_evalplus, prepare_problems
 from eval.code.problems import read_records
 from eval.code.sandbox import bubblewrap_works
 
@@ -164,3 +164,16 @@ def test_a_sample_output_of_another_class_never_matches_an_expected_digest():
     assert sample_digest(x for x in [1]) is None
     assert sample_digest(bytearray(b"ab")) == sample_digest(b"ab")  # why expected digests exclude bytes
     assert expected_digest("ab") != sample_digest(b"ab") and expected_digest(["ab"]) != sample_digest([bytearray(b"ab")])
+
+
+def test_the_harness_runs_from_bytecode_compiled_into_the_cache(problems, tmp_path, monkeypatch):
+    """Not from __pycache__, which PYTHONDONTWRITEBYTECODE or a read-only checkout leaves stale (a compile per
+    sample); a cache cleaned between evaluations gets it compiled again."""
+    monkeypatch.setenv("QS_CODE_EVAL_CACHE", str(tmp_path / "code-eval"))
+    pyc = Path(_harness_command("sample")[-2])
+    assert pyc.suffix == ".pyc" and pyc.is_relative_to(tmp_path) and pyc.is_file()
+    pyc.unlink()
+    sample = [{"task_id": "HumanEval/0", "completion": problems["HumanEval/0"]["canonical_solution"]}]
+    result = evaluate_evalplus({"HumanEval/0": problems["HumanEval/0"]}, sample, "humaneval", progress=False,
+                               cache_dir=tmp_path / "expected")
+    assert result[0]["plus_passed"] is True and pyc.is_file()
