@@ -135,7 +135,7 @@ def bench_humanevalplus(data: Path, workers: int, copies: int) -> None:
     differ = sorted(t for t in ours if ours[t] != ev.get(t))
     canonical = canonical_cpu_seconds(problems_gz)
     floor = (1 + copies) * canonical / workers
-    start_s, typing_s = sandboxed_start_seconds("pass"), sandboxed_start_seconds("import typing")
+    start_s = sandboxed_start_seconds("pass")
     process_floor = floor + copies * len(ours) * start_s / workers
     print(f"HumanEval+ 164 canonical x {copies} per task, {workers} workers:")
     print(f"  evalplus evaluate() cold: {ev_inner:.1f} s (process {ev_wall:.1f} s, incl. its stuck-checker "
@@ -148,8 +148,8 @@ def bench_humanevalplus(data: Path, workers: int, copies: int) -> None:
           f"warm vs warm: {ev_warm_inner / ours_warm:.2f}x; ours warm vs evalplus cold: {ev_inner / ours_warm:.2f}x")
     print(f"  floor for any cold run (canonical solutions' CPU x {1 + copies} / {workers} workers, no overhead at all): "
           f"{floor:.1f} s = {ev_inner / floor:.2f}x evalplus cold at best; ours cold is {ours_wall / floor:.2f}x the floor")
-    print(f"  plus one sandboxed interpreter per sample ({1000 * start_s:.1f} ms each; {1000 * typing_s:.1f} ms with "
-          f"the `typing` import most prompts run): {process_floor:.1f} s = {ev_inner / process_floor:.2f}x evalplus "
+    print(f"  plus one sandboxed interpreter per sample ({1000 * start_s:.1f} ms each): "
+          f"{process_floor:.1f} s = {ev_inner / process_floor:.2f}x evalplus "
           f"cold at best")
     print(f"  verdicts that differ: {differ or 'none'}"
           + (" (evalplus 0.3.1 fails the HumanEval/32 canonical: PR #201)" if differ == ["HumanEval/32"] else ""))
