@@ -6,9 +6,11 @@ namespaces (`--unshare-all`: no network, and every process the sample starts, da
 session, dies with the namespace), `--die-with-parent` (killing our process group ends the namespace) and
 `--new-session` (no terminal injection). Resource limits are set by `prlimit` before bwrap starts
 (setrlimit in a preexec_fn where it is missing): CPU time, address space (where the runtime allows it),
-file size, core dumps off. Output is read with a cap; a sample that floods it is killed. Where bubblewrap is missing or cannot create namespaces, the
-fallback runs the command under `timeout` in its own process group, with the same rlimits and a scrubbed
-environment, and warns once that files and network are not isolated there.
+file size, process count, core dumps off; for root, whom RLIMIT_NPROC does not bind, the process count is a
+cgroup pids.max where one can be made (see pids_cgroup.py). Output is read with a cap; a sample that floods
+it is killed. Where bubblewrap is missing or cannot create namespaces, the fallback runs the command under
+`timeout` in its own process group, with the same limits and a scrubbed environment, and warns once that
+files and network are not isolated there.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from eval.code.pids_cgroup import SampleCgroup, process_limit_enforced
+
 log = logging.getLogger(__name__)
 
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -39,6 +43,9 @@ class Limits:
     memory_mb: int | None = 2048
     file_size_mb: int = 64
     max_output_bytes: int = 1 << 20
+    # Processes and threads of the sample and everything it starts: RLIMIT_NPROC, and for root (whom the
+    # kernel exempts from it) a cgroup pids.max. Generous: a JVM or the Go toolchain start dozens of threads.
+    max_processes: int = 1024
 
 
 @dataclass
@@ -59,8 +66,9 @@ def _rlimits(limits: Limits) -> list[tuple[int, str, int, int]]:
     """(resource, prlimit option, soft, hard): limits inherited by everything the sample starts."""
     cpu = int(limits.timeout_s) + 2
     fsize = limits.file_size_mb << 20
+    nproc = limits.max_processes
     out = [(resource.RLIMIT_CPU, "cpu", cpu, cpu + 1), (resource.RLIMIT_FSIZE, "fsize", fsize, fsize),
-           (resource.RLIMIT_CORE, "core", 0, 0)]
+           (resource.RLIMIT_CORE, "core", 0, 0), (resource.RLIMIT_NPROC, "nproc", nproc, nproc)]
     if limits.memory_mb is not None:
         out.append((resource.RLIMIT_AS, "as", limits.memory_mb << 20, limits.memory_mb << 20))
     return out
@@ -131,18 +139,13 @@ def _installation_folders() -> tuple[Path, ...]:
     return tuple(path.parent if path.is_file() else path for path in paths if path.exists())
 
 
-_warned = False
+_warned: set[str] = set()
 
 
-def _warn_fallback_once() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        log.warning(
-            "sandbox: not using bubblewrap (mode 'none', or bwrap missing or unable to create namespaces); running samples in their own "
-            "process group under `timeout` with rlimits only. Files outside the sample's folder and the network "
-            "are NOT isolated and daemonised children may outlive a sample. Install Debian's `bubblewrap`."
-        )
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message)
 
 
 class Sandbox:
@@ -156,7 +159,14 @@ class Sandbox:
         self.uses_bwrap = mode == "bwrap" or (mode == "auto" and bubblewrap_works())
         self.hidden = [Path(p) for p in hidden]  # folders samples must not read (expected outputs)
         if not self.uses_bwrap:
-            _warn_fallback_once()
+            _warn_once("fallback", "sandbox: not using bubblewrap (mode 'none', or bwrap missing or unable to create "
+                       "namespaces); running samples in their own process group under `timeout` with rlimits only. "
+                       "Files outside the sample's folder and the network are NOT isolated and daemonised children "
+                       "may outlive a sample (unless a pids cgroup holds them). Install Debian's `bubblewrap`.")
+        if not process_limit_enforced():
+            _warn_once("no-process-limit", "sandbox: running as root, whom the kernel exempts from RLIMIT_NPROC, and no "
+                       "writable cgroup pids controller was found: a sample's process count is bounded only by its "
+                       "PID namespace and time limit. Run as a normal user, or give this process a pids cgroup.")
 
     @property
     def name(self) -> str:
@@ -184,10 +194,19 @@ class Sandbox:
                     **(env or {})}
         cmd = self.command(argv, workdir, full_env, writable, [*self.hidden, *hidden])
         prefix = _prlimit_prefix(limits)
-        return subprocess.Popen(
-            [*(prefix or []), *cmd], cwd=workdir, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=stderr, start_new_session=True, preexec_fn=None if prefix else lambda: _set_limits(limits),
-        )
+        cgroup = SampleCgroup.create(limits.max_processes)
+        try:
+            proc = _SandboxedProcess(
+                [*(cgroup.command_prefix() if cgroup else []), *(prefix or []), *cmd], cwd=workdir, env=full_env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
+                preexec_fn=None if prefix else lambda: _set_limits(limits),
+            )
+        except BaseException:
+            if cgroup:
+                cgroup.remove()
+            raise
+        proc.cgroup = cgroup
+        return proc
 
     def run(self, argv: Sequence[str], workdir: Path, *, limits: Limits, stdin: bytes = b"",
             env: Mapping[str, str] | None = None, writable: Sequence[Path] = (),
@@ -201,6 +220,10 @@ class Sandbox:
             stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"),
             timed_out=timed_out, output_limited=limited, wall_s=time.monotonic() - start,
         )
+
+
+class _SandboxedProcess(subprocess.Popen):
+    cgroup: SampleCgroup | None = None  # removed by kill_group
 
 
 def _resolve(program: str) -> str:
@@ -261,6 +284,9 @@ def kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+    cgroup = getattr(proc, "cgroup", None)
+    if cgroup is not None:
+        cgroup.remove()
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream and not stream.closed:
             try:

@@ -14,6 +14,7 @@ import pytest
 
 from eval.code.executor import OUTPUT_LIMIT, TIMEOUT
 from eval.code.humanevalpack import evaluate_humanevalpack
+from eval.code.pids_cgroup import process_limit_enforced
 from eval.code.problems import read_records
 from eval.code.sandbox import Sandbox, bubblewrap_works
 
@@ -50,6 +51,11 @@ PYTHON_HOSTILE = {
         "print('PASSED')\nprint('0' * 32)\n"
     ),
 }
+if process_limit_enforced():  # else (root without a pids cgroup) it would fill the machine; the sandbox warns
+    PYTHON_HOSTILE["fork_bomb"] = (
+        "    import os\n    while True:\n        if os.fork() == 0:\n"
+        f"            os.execv('/bin/sh', ['/bin/sh', '-c', 'sleep 600; :', '{MARK}'])\n"
+    )
 JS_HOSTILE = {
     "console_assert_disabled": "  console.assert = () => {};\n  return true\n}\n",
     "process_exit0_before_tests": "  return true\n}\nprocess.exit(0)\n",

@@ -1,0 +1,130 @@
+"""The process-count limit for root, whom the kernel exempts from RLIMIT_NPROC: a cgroup pids controller.
+
+The evaluator often runs as root (containers, CI). There RLIMIT_NPROC does nothing, and a fork bomb inside
+bubblewrap filled its PID namespace (32,446 processes, measured here) before its time limit ended it. When a
+writable pids controller exists (the cgroup v1 `pids` hierarchy, or cgroup v2 with pids enabled below our
+cgroup), each sample runs in a child cgroup of its own whose pids.max is its limit (processes and threads of
+the sample and all it starts). Everything the sample starts stays in that cgroup, so `remove` also kills
+leftovers that escaped the process group (which the fallback without bubblewrap needs). Other users get the
+RLIMIT_NPROC the sandbox sets; see `process_limit_enforced`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import time
+from functools import lru_cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_names = itertools.count()
+
+
+def _own_cgroups() -> dict[str, str]:
+    """{controllers ("pids", "" for v2): our cgroup path} from /proc/self/cgroup."""
+    own = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers] = path
+    return own
+
+
+def _candidate_roots() -> list[Path]:
+    """Our own cgroup in each mounted hierarchy that has the pids controller."""
+    own, found = _own_cgroups(), []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, fs = line.partition(" - ")
+        mount_root, mount_point = fields.split()[3:5]
+        fstype, _, options = (fs.split() + ["", "", ""])[:3]
+        if fstype == "cgroup" and "pids" in options.split(","):
+            path = next((p for c, p in own.items() if "pids" in c.split(",")), None)
+        elif fstype == "cgroup2":
+            path = own.get("")
+        else:
+            continue
+        if path is not None and path.startswith(mount_root):
+            found.append(Path(mount_point) / path[len(mount_root):].lstrip("/"))
+    return found
+
+
+def _usable(root: Path) -> bool:
+    """Whether a child cgroup can be made here with a pids.max we may write (v2: pids enabled below root)."""
+    probe = root / f"qs-code-eval-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    try:
+        if not (probe / "pids.max").exists():
+            (root / "cgroup.subtree_control").write_text("+pids")  # v2 only; refused where root holds processes
+        (probe / "pids.max").write_text("16")
+        return True
+    except OSError:
+        return False
+    finally:
+        try:
+            probe.rmdir()
+        except OSError:
+            pass
+
+
+@lru_cache(maxsize=1)
+def pids_cgroup_root() -> Path | None:
+    """Where per-sample cgroups go, or None: not root (RLIMIT_NPROC works), or no writable pids controller."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        roots = _candidate_roots()
+    except OSError:
+        return None
+    return next((root for root in roots if _usable(root)), None)
+
+
+def process_limit_enforced() -> bool:
+    """Whether a sample's process count is really limited here: RLIMIT_NPROC for users, a pids cgroup for root."""
+    return os.geteuid() != 0 or pids_cgroup_root() is not None
+
+
+class SampleCgroup:
+    """One sample's cgroup: its command enters it before anything else runs, and `remove` ends what is left."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def create(cls, max_processes: int) -> SampleCgroup | None:
+        root = pids_cgroup_root()
+        if root is None:
+            return None
+        path = root / f"qs-code-eval-{os.getpid()}-{next(_names)}"
+        path.mkdir()
+        (path / "pids.max").write_text(str(max_processes))
+        return cls(path)
+
+    def command_prefix(self) -> list[str]:
+        """A shell that moves itself into the cgroup (pid 0 = the writer) and execs the rest of the command, so
+        not even the sandbox's own setup runs outside it."""
+        return ["/bin/sh", "-c", 'echo 0 > "$0/cgroup.procs" && exec "$@"', str(self.path)]
+
+    def remove(self) -> None:
+        """Kill whatever is still in the cgroup and remove it; processes take a moment to leave after SIGKILL."""
+        for _ in range(200):
+            try:
+                pids = (self.path / "cgroup.procs").read_text().split()
+            except OSError:
+                return  # already gone
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.005)
+        log.warning("could not remove the sample cgroup %s: processes are still leaving it", self.path)
