@@ -11,10 +11,13 @@ RLIMIT_NPROC the sandbox sets; see `process_limit_enforced`.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import os
+import queue
 import signal
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -111,20 +114,65 @@ class SampleCgroup:
         return ["/bin/sh", "-c", 'echo 0 > "$0/cgroup.procs" && exec "$@"', str(self.path)]
 
     def remove(self) -> None:
-        """Kill whatever is still in the cgroup and remove it; processes take a moment to leave after SIGKILL."""
-        for _ in range(200):
+        """Kill whatever is still in the cgroup, then remove it. Killed processes take a few ms to leave, so
+        where the cgroup is still busy a background thread retries: the worker does not wait for it."""
+        self._kill_members()
+        if not self._try_rmdir():
+            _start_reaper()
+            _busy.put(self)
+
+    def _kill_members(self) -> bool:
+        """SIGKILL every process in the cgroup; False when the cgroup is gone."""
+        try:
+            pids = (self.path / "cgroup.procs").read_text().split()
+        except OSError:
+            return False
+        for pid in pids:
             try:
-                pids = (self.path / "cgroup.procs").read_text().split()
-            except OSError:
-                return  # already gone
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.005)
-        log.warning("could not remove the sample cgroup %s: processes are still leaving it", self.path)
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return True
+
+    def _try_rmdir(self) -> bool:
+        try:
+            self.path.rmdir()
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return True
+
+    def remove_waiting(self, seconds: float = 2.0) -> bool:
+        deadline = time.monotonic() + seconds
+        while self._kill_members() and not self._try_rmdir():
+            if time.monotonic() > deadline:
+                log.warning("could not remove the sample cgroup %s: processes are still leaving it", self.path)
+                return False
+            time.sleep(0.002)
+        return True
+
+
+_busy: queue.SimpleQueue[SampleCgroup] = queue.SimpleQueue()
+_reaper_lock = threading.Lock()
+_reaper: threading.Thread | None = None
+
+
+def _reap_forever() -> None:
+    while True:
+        _busy.get().remove_waiting()
+
+
+def _start_reaper() -> None:
+    global _reaper
+    with _reaper_lock:
+        if _reaper is None:
+            _reaper = threading.Thread(target=_reap_forever, name="sample-cgroup-reaper", daemon=True)
+            _reaper.start()
+            atexit.register(_reap_pending)
+
+
+def _reap_pending() -> None:
+    """At exit: the cgroups the reaper had not finished yet."""
+    while not _busy.empty():
+        _busy.get().remove_waiting()
