@@ -14,7 +14,7 @@ import pytest
 
 from eval.code.executor import OUTPUT_LIMIT, TIMEOUT
 from eval.code.humanevalpack import evaluate_humanevalpack
-from eval.code.pids_cgroup import process_limit_enforced
+from eval.code.pids_cgroup import pids_cgroup_root, process_limit_enforced
 from eval.code.problems import read_records
 from eval.code.sandbox import Sandbox, bubblewrap_works
 
@@ -122,7 +122,10 @@ def test_fallback_sandbox_still_fails_hostile_samples(problems):
     for name, r in results.items():
         if name != "write_outside":  # the fallback cannot stop writes; the verdict is still a failure
             assert r["passed"] is False, f"{name} passed: {r}"
-    for pid in survivors():  # daemons may outlive samples in the fallback (it warns); clean up ours
+    left = survivors()
+    for pid in left:  # without a pids cgroup, daemons may outlive samples in the fallback (it warns): clean up
         os.kill(pid, 9)
+    if pids_cgroup_root() is not None:  # with one, the sample's cgroup ends them all
+        assert left == [], "processes started by samples outlived them"
     for path in OUTSIDE:
         path.unlink(missing_ok=True)
