@@ -24,7 +24,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,8 +44,9 @@ class Limits:
     file_size_mb: int = 64
     max_output_bytes: int = 1 << 20
     # Processes and threads of the sample and everything it starts: RLIMIT_NPROC, and for root (whom the
-    # kernel exempts from it) a cgroup pids.max. Generous: a JVM or the Go toolchain start dozens of threads.
-    max_processes: int = 1024
+    # kernel exempts from it) a cgroup pids.max. Generous, and more on big machines: rustc, V8 and the Go and
+    # JVM runtimes start threads in proportion to the cores.
+    max_processes: int = field(default_factory=lambda: max(1024, 16 * (os.cpu_count() or 1)))
 
 
 @dataclass
