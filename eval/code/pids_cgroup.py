@@ -84,7 +84,21 @@ def pids_cgroup_root() -> Path | None:
         roots = _candidate_roots()
     except OSError:
         return None
-    return next((root for root in roots if _usable(root)), None)
+    root = next((root for root in roots if _usable(root)), None)
+    if root is not None:
+        _remove_stale(root)
+    return root
+
+
+def _remove_stale(root: Path) -> None:
+    """Empty sample cgroups of evaluators that died before removing them (killed, or out of time at exit)."""
+    for path in root.glob("qs-code-eval-*-*"):
+        pid = path.name.split("-")[3]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            try:
+                path.rmdir()
+            except OSError:
+                pass
 
 
 def process_limit_enforced() -> bool:
@@ -121,6 +135,8 @@ class SampleCgroup:
         where the cgroup is still busy a background thread retries: the worker does not wait for it."""
         self._kill_members()
         if not self._try_rmdir():
+            with _reaper_lock:
+                _pending.add(self)
             _start_reaper()
             _busy.put(self)
 
@@ -157,13 +173,17 @@ class SampleCgroup:
 
 
 _busy: queue.SimpleQueue[SampleCgroup] = queue.SimpleQueue()
+_pending: set[SampleCgroup] = set()  # handed to the reaper and not removed yet
 _reaper_lock = threading.Lock()
 _reaper: threading.Thread | None = None
 
 
 def _reap_forever() -> None:
     while True:
-        _busy.get().remove_waiting()
+        cgroup = _busy.get()
+        cgroup.remove_waiting()
+        with _reaper_lock:
+            _pending.discard(cgroup)
 
 
 def _start_reaper() -> None:
@@ -176,6 +196,8 @@ def _start_reaper() -> None:
 
 
 def _reap_pending() -> None:
-    """At exit: the cgroups the reaper had not finished yet."""
-    while not _busy.empty():
-        _busy.get().remove_waiting()
+    """At exit: every cgroup the reaper has not finished, including the one it may be working on."""
+    with _reaper_lock:
+        left = list(_pending)
+    for cgroup in left:
+        cgroup.remove_waiting()

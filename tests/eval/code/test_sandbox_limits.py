@@ -4,6 +4,7 @@ preexec_fn where prlimit is missing; with or without bubblewrap. The process cou
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from eval.code import sandbox
-from eval.code.pids_cgroup import pids_cgroup_root, process_limit_enforced
+from eval.code.pids_cgroup import _remove_stale, pids_cgroup_root, process_limit_enforced
 from eval.code.sandbox import Limits, Sandbox, bubblewrap_works
 
 LIMITS = Limits(timeout_s=7.0, memory_mb=1024, file_size_mb=3, max_processes=77)
@@ -57,3 +58,21 @@ def test_a_fork_bomb_stops_at_the_process_limit_and_leaves_nothing(tmp_path, mod
         while [p for p in Path(root).glob(f"qs-code-eval-{os.getpid()}-*") if p.is_dir()]:
             assert time.monotonic() < deadline, "sample cgroups left behind"
             time.sleep(0.05)
+
+
+def test_sample_cgroups_of_dead_evaluators_are_removed():
+    root = pids_cgroup_root()
+    if root is None:
+        pytest.skip("no pids cgroup here")
+    dead = subprocess.Popen(["/bin/true"])
+    dead.wait()
+    stale, alive = Path(root) / f"qs-code-eval-{dead.pid}-0", Path(root) / f"qs-code-eval-{os.getpid()}-stale-test"
+    stale.mkdir()
+    alive.mkdir()
+    try:
+        _remove_stale(Path(root))
+        assert not stale.exists() and alive.exists()  # an evaluator still running keeps its cgroups
+    finally:
+        for path in (stale, alive):
+            if path.exists():
+                path.rmdir()
