@@ -14,8 +14,10 @@ import threading
 import time
 from fractions import Fraction
 
+from eval.math.extract import Extraction, last_boxed
+from eval.math.final_answer import extract_final_answer
 from eval.math.normalize import MAX_ANSWER_CHARS, normalize_answer
-from eval.math.structure import Shape, parse_shape
+from eval.math.structure import Shape, parse_shape, split_top_level
 from eval.math.sympy_worker import CALL_DEADLINE_S, TRANSIENT_ERRORS, shared_worker
 
 log = logging.getLogger(__name__)
@@ -196,6 +198,33 @@ def shapes_equal(a: Shape, b: Shape) -> bool:
     return False
 
 
+_NAME = r"\\?[A-Za-z]+(?:_\{?\w+\}?)?"
+# The left side of `label = value` that names the quantity asked for: a name or function value (`V_1`,
+# `E(2020, 1993)`, `\\sin\\theta`), a tuple or ratio of names (`(p,q)`, `V_1:V_2`), an absolute value (`|r-s|`).
+_LABEL = re.compile(rf"{_NAME}(?:\([^()=]*\))?|\\[a-z]+\s*{_NAME}|\((?:{_NAME},)+{_NAME}\)|{_NAME}(?::{_NAME})+|\|[^|=]+\|")
+
+
+def strip_label(text: str) -> str:
+    """`V_1:V_2=11:21` -> `11:21`, `\\frac{28}{4}=7` -> `7`: the value of a normalised `label = value`, where
+    the label names the quantity or is a constant expression; an equation between expressions stays whole."""
+    parts = split_top_level(text, "=")
+    if len(parts) != 2 or not parts[1]:
+        return text
+    lhs = parts[0].strip()
+    constant = not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", lhs))
+    return parts[1] if _LABEL.fullmatch(lhs) or (constant and lhs) else text
+
+
+def _percent_equal(prediction: str, gold: str, a: str, b: str) -> bool:
+    """`62.5\\%` is the fraction 0.625 as well as the number 62.5 (normalisation keeps 62.5)."""
+    if ("%" in prediction) == ("%" in gold):
+        return False
+    na, nb = parse_number(a), parse_number(b)
+    if na is None or nb is None:
+        return False
+    return numbers_close(na / 100, nb) if "%" in prediction else numbers_close(na, nb / 100)
+
+
 def is_equiv(prediction: str | None, gold: str | None) -> bool:
     """True when prediction and gold are the same final answer. Never raises; bounded time on any input."""
     _CALL.deadline = time.monotonic() + CALL_BUDGET_S
@@ -210,9 +239,98 @@ def is_equiv(prediction: str | None, gold: str | None) -> bool:
         a, b = normalize_answer(prediction), normalize_answer(gold)
         if a == b:
             return bool(a)
+        if _percent_equal(prediction, gold, a, b):
+            return True
+        la, lb = strip_label(a), strip_label(b)
+        if (la, lb) != (a, b) and shapes_equal(parse_shape(la), parse_shape(lb)):
+            return True
         return shapes_equal(parse_shape(a), parse_shape(b))
     except Exception:  # a grader bug must cost one sample, never the run
         log.exception("is_equiv failed on %r vs %r", str(prediction)[:80], str(gold)[:80])
         return False
     finally:
         _CALL.deadline = None
+
+
+# --- whole responses -------------------------------------------------------------------------------------
+
+_HASHES_GOLD = re.compile(r"####\s*(.+)")
+# Questions that ask for every solution: their answers are a set, whatever order the gold lists them in.
+_ALL_SOLUTIONS = re.compile(r"\ball\b|\bevery\b|separated by commas|solutions|roots|in any order", re.IGNORECASE)
+
+
+def gold_final_answer(gold: str) -> str:
+    """The gold's final answer: a bare answer as given, else a solution's last box or `#### n` line."""
+    boxed, _ = last_boxed(gold)
+    if boxed is not None:
+        return boxed
+    hashes = _HASHES_GOLD.findall(gold)
+    return hashes[-1].strip() if hashes else gold.strip()
+
+
+def _gold_parts(gold: str) -> tuple[Shape, ...]:
+    shape = parse_shape(normalize_answer(gold))
+    return tuple(_flatten(shape.items)) if shape.kind in ("list", "set") else (shape,)
+
+
+def _is_ordered(parts: tuple[Shape, ...], problem: str | None) -> bool:
+    """Several numbers listed out of sorted order answer ordered sub-questions ("T(10), T(11), T(12)": 2, 4, 3);
+    a sorted list, or any list for a question that asks for all solutions, is a set of answers."""
+    if len(parts) < 2 or (problem is not None and _ALL_SOLUTIONS.search(problem)):
+        return False
+    values = [parse_number(p.text) if p.kind == "scalar" else None for p in parts]
+    if any(v is None for v in values):
+        return False
+    return values != sorted(values) and values != sorted(values, reverse=True)  # type: ignore[type-var]
+
+
+def _value_side(prediction: str) -> str:
+    """`\\frac{28}{4}=7` -> `7`, `(b,c)=(6,5)` -> `(6,5)`: a response's `lhs = value` states the value."""
+    parts = split_top_level(normalize_answer(prediction), "=")
+    return parts[-1] if len(parts) > 1 and parts[-1] else prediction
+
+
+def answers_match(prediction: str, gold: str, problem: str | None = None) -> bool:
+    """Is an extracted final answer (or several, comma-joined) the gold answer? Order counts for ordered
+    sub-questions (see _is_ordered); a `lhs = value` prediction is compared by its value against a gold
+    that is not itself an equation (and both ways against one that is: `(f(n), g(n)) = (n, 1)`)."""
+    candidates = [prediction]
+    if "=" in prediction:
+        values = ", ".join(_value_side(p) for p in split_top_level(prediction, ","))
+        if values != prediction:
+            candidates = [values] if "=" not in normalize_answer(gold) else [prediction, values]
+    gold_parts = _gold_parts(gold)
+    ordered = _is_ordered(gold_parts, problem)
+    return any(_match(candidate, gold, gold_parts, ordered) for candidate in candidates)
+
+
+def _match(prediction: str, gold: str, gold_parts: tuple[Shape, ...], ordered: bool) -> bool:
+    if not ordered:
+        return is_equiv(prediction, gold)
+    predicted = _gold_parts(prediction)
+    _CALL.deadline = time.monotonic() + CALL_BUDGET_S
+    try:
+        return len(predicted) == len(gold_parts) and all(map(shapes_equal, predicted, gold_parts))
+    finally:
+        _CALL.deadline = None
+
+
+def grade_response(response: str, gold: str, problem: str | None = None) -> tuple[bool, Extraction]:
+    """(verdict, extraction): the response's final answer found by eval.math.final_answer, then compared."""
+    try:
+        gold = gold_final_answer(str(gold))
+        n_parts = len(_gold_parts(gold))
+        extraction = extract_final_answer(str(response), n_parts)
+        if extraction.answer is None:
+            return False, extraction
+        return answers_match(extraction.answer, gold, problem), extraction
+    except Exception:  # a grader bug must cost one sample, never the run
+        log.exception("grade failed on %r vs %r", str(response)[-80:], str(gold)[:80])
+        return False, Extraction(None, "error")
+
+
+def grade(response: str, gold: str, problem: str | None = None) -> bool:
+    """True when a whole model response (or a bare final answer) ends with the gold answer. `gold` is a bare
+    answer or a solution whose final answer is boxed; `problem`, when given, tells whether a list of answers
+    is a set ("find all ...") or ordered. Never raises; bounded time; safe from threads and processes."""
+    return grade_response(response, gold, problem)[0]

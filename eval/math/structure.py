@@ -81,6 +81,7 @@ def _interval(low: str, low_op: str, high: str, high_op: str) -> Shape:
 
 def inequality_as_interval(text: str) -> Shape | None:
     """`x \\geq 3` -> [3, oo), `-1 < x \\leq 2` -> (-1, 2]: a one-variable inequality is an interval."""
+    text = re.sub(r"(\\(?:leq|geq))\s+", r"\1", text)  # normalisation keeps "\\leq x"; the patterns take "\\leqx"
     m = re.fullmatch(rf"(.+?){_REL}{_VARIABLE}{_REL}(.+)", text)
     if m and m.group(2) in _OPEN_FOR and m.group(4) in _OPEN_FOR:
         return _interval(m.group(1), m.group(2), m.group(5), m.group(4))
