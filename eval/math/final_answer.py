@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import re
 
-from eval.math.extract import Extraction, _NUMBER_RE, matching_brace, normalize_number_text, truncate_continuation
+from eval.math.extract import (
+    NUMBER_RE,
+    Extraction,
+    matching_brace,
+    normalize_number_text,
+    truncate_continuation,
+)
 from eval.math.structure import split_top_level
 
 _HASHES = re.compile(r"^\s*####\s*(-?\$?\s*\d[\d,]*(?:\.\d+)?|-?\$?\s*\.\d+)\s*\.?\s*$", re.MULTILINE)
@@ -80,18 +86,20 @@ def _join(spans: list[str], n_parts: int) -> str:
 def leading_answer(text: str, n_parts: int = 1) -> str | None:
     """The math span or number that opens text ("$5$.", "18, which is ...", "\\(x = 5\\) and \\(x = -2\\)")."""
     text = _LEADING_WORDS.sub("", _clean(text))
-    if text.startswith(("$", "\\(", "\\[")) and not _NUMBER_RE.match(text):
+    if text.startswith(("$", "\\(", "\\[")) and not NUMBER_RE.match(text):
         spans = _spans(_first_sentence(text))
         if spans:
             return _join(spans, n_parts) if n_parts > 1 else spans[0]
-    number = _NUMBER_RE.match(text)
+    number = NUMBER_RE.match(text)
+    if number and re.match(r"\s*[-+*/×÷=]\s*[\d(\\]", text[number.end() :]):
+        return None  # "5 + 3 = 8": an expression, whose value follows its "="
     if number and not re.match(r"\s*[a-zA-Z]*\s*[\\^/(]", text[number.end() :]):  # "18 apples", "$7.00"
         return normalize_number_text(number.group(0))
     token = re.match(r"\S+", text)  # "3/4", "2\\sqrt{3}"
     return token.group(0).rstrip(".,;:") if number and token else None
 
 
-def answer_in_phrase(phrase: str, n_parts: int = 1) -> str | None:
+def answer_in_phrase(phrase: str, n_parts: int = 1, first: bool = False) -> str | None:
     """The answer a phrase states: what follows its last copula ("is", "are", ":", "=") outside math, else
     its last math span, else its last number, else the phrase itself when it is one short word answer."""
     phrase = _clean(phrase)
@@ -105,14 +113,16 @@ def answer_in_phrase(phrase: str, n_parts: int = 1) -> str | None:
         answer = leading_answer(phrase[copulas[-1].end() :], n_parts)
         if answer is not None:
             return answer
-    # no copula: the first value the sentence names ("Lara read 128 pages on the first day")
+    # no copula: a conclusion's first value ("so Lara read 128 pages on day 1"), else the last one
     found = [(m.start(), next(g for g in m.groups() if g is not None).strip()) for m in _SPAN.finditer(phrase)]
     found = [(pos, span) for pos, span in found if not re.fullmatch(r"\\?[a-zA-Z]+", span)]
     masked = _SPAN.sub(lambda m: "\x01" * len(m.group(0)), phrase)
-    found += [(m.start(), normalize_number_text(m.group(0))) for m in _NUMBER_RE.finditer(masked)]
+    found += [(m.start(), normalize_number_text(m.group(0))) for m in NUMBER_RE.finditer(masked)]
     if found:
-        found.sort()
-        return ", ".join(v for _, v in found[:n_parts]) if n_parts > 1 and len(found) >= n_parts else found[0][1]
+        values = [v for _, v in sorted(found)]
+        if n_parts > 1 and len(values) >= n_parts:
+            return ", ".join(values[:n_parts] if first else values[-n_parts:])
+        return values[0] if first else values[-1]
     return phrase if re.fullmatch(r"[A-Za-z][A-Za-z ]{0,30}", phrase) else None
 
 
@@ -174,13 +184,15 @@ def _last_sentence(text: str, n_parts: int) -> str | None:
     if n_parts > 1 and paragraphs and (summary := _summary(paragraphs[-1], n_parts)):
         return summary
     sentences = [s for p in paragraphs[-2:] for s in _sentences(p)]
-    with_answer = [s for s in sentences if _SPAN.search(s) or _NUMBER_RE.search(s)]
+    with_answer = [s for s in sentences if _SPAN.search(s) or NUMBER_RE.search(s)]
     for sentence in reversed(with_answer):
         stated = _states_value(sentence, n_parts)
         if stated:
             return stated
-        if _CONCLUSION.search(sentence):
-            return answer_in_phrase(sentence, n_parts)
+        conclusions = list(_CONCLUSION.finditer(sentence))
+        if conclusions:  # the value named after "so", "therefore": "3 apples, then 5 more, so 8 in total"
+            return answer_in_phrase(sentence[conclusions[-1].end() :], n_parts, first=True) or answer_in_phrase(
+                sentence, n_parts, first=True)
     return answer_in_phrase(with_answer[-1], n_parts) if with_answer else None
 
 
@@ -192,10 +204,10 @@ def extract_final_answer(response: str, n_parts: int = 1) -> Extraction:
         return Extraction(normalize_number_text(hashes[-1]), "hashes")
     rules = (
         ("boxed", lambda: _boxed(text, n_parts)),
-        ("whole", lambda: _bare_answer(text)),
         ("bold", lambda: _bold(text, n_parts)),
         ("final_answer_is", lambda: _answer_line(text, _FINAL_ANSWER, n_parts)),
         ("answer_is", lambda: _answer_line(text, _ANSWER, n_parts)),
+        ("whole", lambda: _bare_answer(text)),
         ("last_sentence", lambda: _last_sentence(text, n_parts)),
     )
     for rule, find in rules:
@@ -204,15 +216,16 @@ def extract_final_answer(response: str, n_parts: int = 1) -> Extraction:
             return Extraction(None, "none")  # the conclusion says what is not the answer, and nothing else
         if answer:
             return Extraction(answer, rule)
-    numbers = _NUMBER_RE.findall(_paragraphs(text)[-1]) if text.strip() else []
+    numbers = NUMBER_RE.findall(_paragraphs(text)[-1]) if text.strip() else []
     if numbers:  # only the closing paragraph: a number from the middle of the work is no answer
         return Extraction(normalize_number_text(numbers[-1]), "last_number")
     return Extraction(None, "none")
 
 
 def _bare_answer(text: str) -> str | None:
-    """A response that is only a final answer ("\\frac{1}{2}", "$x = 5$", "(1, 2)"), not a sentence."""
+    """A response that is only a final answer ("\\frac{1}{2}", "$x = 5$", "(1, 2)", "even"), not prose."""
     text = text.strip()
-    if not text or len(text) > 150 or "\n" in text or re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}\s+[A-Za-z]{2,}", text):
+    words = re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", text)  # LaTeX commands and \\text{...} are no prose
+    if not text or len(text) > 150 or "\n" in text or re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", words):
         return None
     return text
