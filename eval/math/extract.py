@@ -54,7 +54,9 @@ def matching_brace(text: str, open_pos: int) -> int:
 def last_boxed(text: str) -> tuple[str | None, str]:
     """Content of the last `\\boxed{...}` or `\\fbox{...}` (also `\\boxed 5`), and which command it was."""
     pos = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    while pos != -1:
+    for _ in range(50):  # bounded: each unbalanced box scans to the end of the text
+        if pos == -1:
+            break
         command = "fbox" if text.startswith("\\fbox", pos) else "boxed"
         rest = pos + len(command) + 1
         while rest < len(text) and text[rest] == " ":

@@ -36,13 +36,15 @@ _LABEL_ONLY = re.compile(r"^\s*(?:final\s+)?(?:answer|solution|conclusion|summar
                          r".*:\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z*\\(])|(?<=\\\])\s+(?=[A-Z])|\n+(?!\s*(?:\\\[|\$\$))")
 _NEGATED = re.compile(r"^\s*(?:not|never|no longer)\b", re.IGNORECASE)
+MAX_BOXES = 50  # the last boxes of a response: enough for any multi-part answer
+MAX_RESPONSE_CHARS = 20_000  # the final answer is at the end: longer responses are read from their tail
 _TAIL_PARAGRAPHS = 3  # bold and conclusion sentences are looked for in the last few paragraphs only
 
 
 def boxes(text: str) -> list[tuple[int, str]]:
     """(position, content) of every `\\boxed{...}` / `\\fbox{...}` (also `\\boxed 5`), in order."""
     found = []
-    for m in _BOX_START.finditer(text):
+    for m in list(_BOX_START.finditer(text))[-MAX_BOXES:]:  # each unbalanced box scans to the end
         rest = m.end()
         if rest < len(text) and text[rest] == "{":
             end = matching_brace(text, rest)
@@ -198,7 +200,7 @@ def _last_sentence(text: str, n_parts: int) -> str | None:
 
 def extract_final_answer(response: str, n_parts: int = 1) -> Extraction:
     """The response's final answer and the rule that found it; n_parts > 1 when the gold has several parts."""
-    text = truncate_continuation(str(response))
+    text = truncate_continuation(str(response))[-MAX_RESPONSE_CHARS:]
     hashes = _HASHES.findall(text)
     if hashes:
         return Extraction(normalize_number_text(hashes[-1]), "hashes")

@@ -227,7 +227,8 @@ def _percent_equal(prediction: str, gold: str, a: str, b: str) -> bool:
 
 def is_equiv(prediction: str | None, gold: str | None) -> bool:
     """True when prediction and gold are the same final answer. Never raises; bounded time on any input."""
-    _CALL.deadline = time.monotonic() + CALL_BUDGET_S
+    outer = getattr(_CALL, "deadline", None)  # inside grade(): its budget covers every comparison it makes
+    _CALL.deadline = outer if outer is not None else time.monotonic() + CALL_BUDGET_S
     try:
         if prediction is None or gold is None:
             return False
@@ -249,7 +250,7 @@ def is_equiv(prediction: str | None, gold: str | None) -> bool:
         log.exception("is_equiv failed on %r vs %r", str(prediction)[:80], str(gold)[:80])
         return False
     finally:
-        _CALL.deadline = None
+        _CALL.deadline = outer
 
 
 # --- whole responses -------------------------------------------------------------------------------------
@@ -308,15 +309,13 @@ def _match(prediction: str, gold: str, gold_parts: tuple[Shape, ...], ordered: b
     if not ordered:
         return is_equiv(prediction, gold)
     predicted = _gold_parts(prediction)
-    _CALL.deadline = time.monotonic() + CALL_BUDGET_S
-    try:
-        return len(predicted) == len(gold_parts) and all(map(shapes_equal, predicted, gold_parts))
-    finally:
-        _CALL.deadline = None
+    return len(predicted) == len(gold_parts) and all(map(shapes_equal, predicted, gold_parts))
 
 
 def grade_response(response: str, gold: str, problem: str | None = None) -> tuple[bool, Extraction]:
-    """(verdict, extraction): the response's final answer found by eval.math.final_answer, then compared."""
+    """(verdict, extraction): the response's final answer found by eval.math.final_answer, then compared,
+    all within one CALL_BUDGET_S of sympy time."""
+    _CALL.deadline = time.monotonic() + CALL_BUDGET_S
     try:
         gold = gold_final_answer(str(gold))
         n_parts = len(_gold_parts(gold))
@@ -327,6 +326,8 @@ def grade_response(response: str, gold: str, problem: str | None = None) -> tupl
     except Exception:  # a grader bug must cost one sample, never the run
         log.exception("grade failed on %r vs %r", str(response)[-80:], str(gold)[:80])
         return False, Extraction(None, "error")
+    finally:
+        _CALL.deadline = None
 
 
 def grade(response: str, gold: str, problem: str | None = None) -> bool:
