@@ -16,7 +16,7 @@ class Extraction(NamedTuple):
 
 # Few-shot continuations: a base model keeps writing the next exemplar after its answer; the answer is
 # always before the first of these.
-CONTINUATION_MARKERS = ("\nQuestion:", "\nProblem:", "\nQ:", "<|im_end|>", "<|endoftext|>")
+CONTINUATION_MARKERS = ("\nQuestion:", "\nProblem:", "\nQ:", "<|im_end|>", "<|endoftext|>", "<|im_start|>")
 
 _NUMBER = r"-?\$?\s*\d[\d,]*(?:\.\d+)?|-?\$?\s*\.\d+"
 NUMBER_RE = re.compile(_NUMBER)

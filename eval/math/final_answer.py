@@ -88,12 +88,16 @@ def _join(spans: list[str], n_parts: int) -> str:
 def leading_answer(text: str, n_parts: int = 1) -> str | None:
     """The math span or number that opens text ("$5$.", "18, which is ...", "\\(x = 5\\) and \\(x = -2\\)")."""
     text = _LEADING_WORDS.sub("", _clean(text))
-    if text.startswith(("$", "\\(", "\\[")) and not NUMBER_RE.match(text):
+    span = _SPAN.match(text)
+    # "$18 and then $20" is two amounts of money, not a math span
+    currency = span is not None and span.group(0).startswith("$") and re.search(
+        r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+", "", span.group(0))) is not None
+    if span and not currency:
         spans = _spans(_first_sentence(text))
         if spans:
             return _join(spans, n_parts) if n_parts > 1 else spans[0]
     number = NUMBER_RE.match(text)
-    if number and re.match(r"\s*[-+*/×÷=]\s*[\d(\\]", text[number.end() :]):
+    if number and re.match(r"\s*[-+*×÷=]\s*[\d(\\]", text[number.end() :]):
         return None  # "5 + 3 = 8": an expression, whose value follows its "="
     if number and not re.match(r"\s*[a-zA-Z]*\s*[\\^/(]", text[number.end() :]):  # "18 apples", "$7.00"
         return normalize_number_text(number.group(0))
@@ -159,6 +163,8 @@ def _answer_line(text: str, pattern: re.Pattern[str], n_parts: int) -> str | Non
 def _sentences(paragraph: str) -> list[str]:
     """Sentences of a paragraph; a display `\\[...\\]` stays inside the sentence that introduces it."""
     masked = _SPAN.sub(lambda m: m.group(0).replace(".", "\x00").replace("\n", " "), paragraph)
+    # a display that ends its sentence with a full stop inside: "$$ ... \\geq 2.$$ Therefore, ..."
+    masked = re.sub(r"(\x00\s*(?:\$\$|\$|\\\]|\\\)))\s+(?=[A-Z])", "\\1\n", masked)
     return [s.replace("\x00", ".") for s in _SENTENCE_END.split(masked) if s.strip()]
 
 
@@ -228,6 +234,8 @@ def _bare_answer(text: str) -> str | None:
     """A response that is only a final answer ("\\frac{1}{2}", "$x = 5$", "(1, 2)", "even"), not prose."""
     text = text.strip()
     words = re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", text)  # LaTeX commands and \\text{...} are no prose
-    if not text or len(text) > 150 or "\n" in text or re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", words):
+    if not text or len(text) > 150 or "\n" in text:
         return None
+    if re.search(r"[A-Za-z]{3,}", words) and re.search(r"\s", text.strip("$ ")):
+        return None  # a word beside the answer ("Answer \\( 9 \\)"): the sentence rules read it
     return text

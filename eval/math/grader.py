@@ -14,8 +14,8 @@ import threading
 import time
 from fractions import Fraction
 
-from eval.math.extract import Extraction, last_boxed
-from eval.math.final_answer import extract_final_answer
+from eval.math.extract import Extraction
+from eval.math.final_answer import boxes, extract_final_answer
 from eval.math.normalize import MAX_ANSWER_CHARS, normalize_answer
 from eval.math.structure import Shape, parse_shape, split_top_level
 from eval.math.sympy_worker import CALL_DEADLINE_S, TRANSIENT_ERRORS, shared_worker
@@ -200,19 +200,31 @@ def shapes_equal(a: Shape, b: Shape) -> bool:
 
 _NAME = r"\\?[A-Za-z]+(?:_\{?\w+\}?)?"
 # The left side of `label = value` that names the quantity asked for: a name or function value (`V_1`,
-# `E(2020, 1993)`, `\\sin\\theta`), a tuple or ratio of names (`(p,q)`, `V_1:V_2`), an absolute value (`|r-s|`).
-_LABEL = re.compile(rf"{_NAME}(?:\([^()=]*\))?|\\[a-z]+\s*{_NAME}|\((?:{_NAME},)+{_NAME}\)|{_NAME}(?::{_NAME})+|\|[^|=]+\|")
+# `E(2020, 1993)`, `\\sin\\theta`), a tuple or ratio of names (`(p,q)`, `V_1:V_2`, `\\frac{NO}{BO}`), an absolute
+# value (`|r-s|`).
+_LABEL = re.compile(rf"{_NAME}(?:\([^()=]*\))?|\\[a-z]+\s*{_NAME}|\((?:{_NAME},)+{_NAME}\)|{_NAME}(?::{_NAME})+"
+                    rf"|\|[^|=]+\||\\frac\{{[A-Za-z]+\}}\{{[A-Za-z]+\}}")
+
+
+def _constant(text: str) -> bool:
+    return bool(text) and not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", text))
 
 
 def strip_label(text: str) -> str:
-    """`V_1:V_2=11:21` -> `11:21`, `\\frac{28}{4}=7` -> `7`: the value of a normalised `label = value`, where
-    the label names the quantity or is a constant expression; an equation between expressions stays whole."""
+    """The value a normalised `label = value` states: `V_1:V_2=11:21` -> `11:21`, `\\frac{28}{4}=7` -> `7`,
+    `x=5+5=10` -> `10` (a chain of equalities ends in its value), `x=1/3\\approx0.33` -> `1/3` (the exact
+    value before an approximation), `x\\approx11` -> `11`. An equation between expressions (`7=11a+c`,
+    `x^2+y^2=13`) stays whole."""
+    if "\\approx" in text:
+        exact, approx = text.split("\\approx", 1)
+        text = exact if "=" in exact else approx
     parts = split_top_level(text, "=")
-    if len(parts) != 2 or not parts[1]:
+    if len(parts) < 2 or not parts[-1]:
         return text
-    lhs = parts[0].strip()
-    constant = not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", lhs))
-    return parts[1] if _LABEL.fullmatch(lhs) or (constant and lhs) else text
+    lhs, value = parts[0].strip(), parts[-1]
+    if len(parts) > 2 or _LABEL.fullmatch(lhs) or (_constant(lhs) and _constant(value)):
+        return value
+    return text
 
 
 def _percent_equal(prediction: str, gold: str, a: str, b: str) -> bool:
@@ -245,6 +257,8 @@ def is_equiv(prediction: str | None, gold: str | None) -> bool:
         la, lb = strip_label(a), strip_label(b)
         if (la, lb) != (a, b) and shapes_equal(parse_shape(la), parse_shape(lb)):
             return True
+        if a.count("=") == 1 and b.count("=") == 1 and _sympy_equal("equation", a, b):
+            return True  # `y = -x/2 + 3/4` is the line `2x + 4y - 3 = 0`
         return shapes_equal(parse_shape(a), parse_shape(b))
     except Exception:  # a grader bug must cost one sample, never the run
         log.exception("is_equiv failed on %r vs %r", str(prediction)[:80], str(gold)[:80])
@@ -261,12 +275,25 @@ _ALL_SOLUTIONS = re.compile(r"\ball\b|\bevery\b|separated by commas|solutions|ro
 
 
 def gold_final_answer(gold: str) -> str:
-    """The gold's final answer: a bare answer as given, else a solution's last box or `#### n` line."""
-    boxed, _ = last_boxed(gold)
-    if boxed is not None:
-        return boxed
+    """The gold's final answer: a bare answer as given; a solution's boxed answer (several boxes joined when
+    only separators stand between them: `\\boxed{1} and \\boxed{-2}`), its `#### n` line, or else what the
+    response rules find in its closing sentences."""
+    found = boxes(gold)
+    if found:
+        joined = [found[-1]]
+        for earlier in reversed(found[:-1]):
+            between = gold[earlier[0] : joined[0][0]]
+            between = between[between.find(earlier[1]) + len(earlier[1]) :] if earlier[1] in between else between
+            if not re.fullmatch(r"[\s$,;.}\\()]*(?:and|or|\\text\{\s*and\s*\})?[\s$,;.\\()]*", between):
+                break
+            joined.insert(0, earlier)
+        return ", ".join(content for _, content in joined)
     hashes = _HASHES_GOLD.findall(gold)
-    return hashes[-1].strip() if hashes else gold.strip()
+    if hashes:
+        return hashes[-1].strip()
+    if len(gold) > 200 and (prose := extract_final_answer(gold).answer):
+        return prose  # a worked solution without a box
+    return gold.strip()
 
 
 def _gold_parts(gold: str) -> tuple[Shape, ...]:
@@ -286,9 +313,14 @@ def _is_ordered(parts: tuple[Shape, ...], problem: str | None) -> bool:
 
 
 def _value_side(prediction: str) -> str:
-    """`\\frac{28}{4}=7` -> `7`, `(b,c)=(6,5)` -> `(6,5)`: a response's `lhs = value` states the value."""
-    parts = split_top_level(normalize_answer(prediction), "=")
-    return parts[-1] if len(parts) > 1 and parts[-1] else prediction
+    """`\\frac{28}{4}=7` -> `7`, `(b,c)=(6,5)` -> `(6,5)`, `x=1/3\\approx0.33` -> `1/3`: a response's
+    `lhs = value` states the value, whatever the lhs."""
+    text = normalize_answer(prediction)
+    if "\\approx" in text:
+        exact, approx = text.split("\\approx", 1)
+        text = exact if "=" in exact else approx
+    parts = split_top_level(text, "=")
+    return parts[-1] if len(parts) > 1 and parts[-1] else text
 
 
 def answers_match(prediction: str, gold: str, problem: str | None = None) -> bool:
