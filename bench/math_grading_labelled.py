@@ -68,11 +68,11 @@ def agreement(rows: list[dict[str, Any]], verdicts: list[bool], key: str) -> dic
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="first N rows only")
     parser.add_argument("--show-disagreements", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = load_rows()[: args.limit]
     is_equiv("x^2-1", "(x-1)(x+1)")  # start our sympy worker (Math-Verify imports sympy at import time)
     math_verify_grade("$1$", "1")
