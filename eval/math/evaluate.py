@@ -9,8 +9,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from eval.math.grader import grade_response
 from eval.math.problems import gold_answer, question_of
+from eval.math.response import grade_response
 from shared.jsonl import iter_jsonl
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.math.grader import grade_response
+from eval.math.response import grade_response
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KINDS = {"label_wrong", "gold_wrong", "ours_missed"}
