@@ -4,7 +4,7 @@ Rules follow what models write (issue 16): `#### n` (GSM8K format), boxed answer
 every box of the closing paragraph when the gold has several parts), a bold `**6**` near the end, an
 "Answer:" / "the final answer is" line, the trailing conclusion sentence, and only then the last number.
 A phrase ("Verna received $7.00 in change", "is \\(x = 5\\) and \\(x = -2\\)") is reduced to the answer it
-states; a boxed `lhs = value` stays whole here and is compared by its value in `grader.grade`.
+states; a boxed `lhs = value` stays whole here and is compared by its value in eval/math/response.py.
 """
 
 from __future__ import annotations
