@@ -98,7 +98,9 @@ def leading_answer(text: str, n_parts: int = 1) -> str | None:
             return _join(spans, n_parts) if n_parts > 1 else spans[0]
     number = NUMBER_RE.match(text)
     if number and re.match(r"\s*[-+*×÷=]\s*[\d(\\]", text[number.end() :]):
-        return None  # "5 + 3 = 8": an expression, whose value follows its "="
+        # an expression: "-12+15i", or "5 + 3 = 8" whose value follows its last "="
+        expression = re.match(r"[-+$]?[\w.\\{}^()/]+(?:\s*[-+*×÷=]\s*[\w.\\{}^()/]+)*", text)
+        return expression.group(0).rsplit("=", 1)[-1].strip() if expression else None
     if number and not re.match(r"\s*[a-zA-Z]*\s*[\\^/(]", text[number.end() :]):  # "18 apples", "$7.00"
         return normalize_number_text(number.group(0))
     token = re.match(r"\S+", text)  # "3/4", "2\\sqrt{3}"

@@ -36,6 +36,9 @@ from eval.math.final_answer import extract_final_answer
         # answer lines
         ("Final Answer: The final answer is $[2,5)$. I hope it is correct.", "[2,5)", "final_answer_is"),
         ("The final answer is 17.", "17", "final_answer_is"),
+        ("takes it to $\\boxed{-12+15i}.$\n\nFinal Answer: The final answer is -12+15i. I hope it is correct.",
+         "-12+15i", "boxed"),
+        ("Final Answer: The final answer is -12+15i. I hope it is correct.", "-12+15i", "final_answer_is"),
         ("so the answer is $\\frac{3}{4}$, done", "\\frac{3}{4}", "answer_is"),
         ("So Verna paid $13.\n\n**Answer:** Verna received $7.00 in change.", "7", "answer_is"),
         ("**Final Answer:** \\(x + y = 4027\\).", "x + y = 4027", "final_answer_is"),
