@@ -1,13 +1,15 @@
-"""Math grading benchmark: our `is_equiv` against Math-Verify (PyPI `math-verify`) in the same run.
+"""Math grading benchmark: our grader against Math-Verify (PyPI `math-verify`) in the same run.
 
-Measures, for both graders on the same pairs:
+First, whole responses (`grade`) on 2,370 real model responses labelled by people, per split and per model
+(bench/math_grading_labelled.py; `--labelled-only` stops after it). Then final answers (`is_equiv`):
   * speed: calls/s and the slowest call on MATH-500 gold answers vs model-style variants (equivalent
     rewrites and wrong answers, built from each gold by fixed rules, so every pair has a known verdict);
   * accuracy on those variant pairs, and on the hand-checked table (tests/eval/math/equivalence_table.py).
 Math-Verify is run two ways: on the raw answer strings (its `parse(text)`), and with each answer wrapped in
 `$...$` (its LaTeX extractor's anchor); its better accuracy is the one to beat.
 
-    .venv/bin/python bench/math_grading.py [--math500 ../shared/data/math/math500_test.jsonl] [--limit N]
+    .venv/bin/python bench/math_grading.py [--labelled-only] [--math500 ../shared/data/math/math500_test.jsonl]
+        [--limit N]
 """
 
 from __future__ import annotations
@@ -99,7 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--math500", default=str(ROOT.parent / "shared" / "data" / "math" / "math500_test.jsonl"))
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--labelled-only", action="store_true", help="only the labelled whole-response part")
     args = parser.parse_args()
+    from bench.math_grading_labelled import main as labelled_main
+
+    labelled_main([] if args.limit is None else ["--limit", str(args.limit)])
+    if args.labelled_only:
+        return
     golds = [gold_answer(p, "math") for p in load_problems(args.math500, "math")][: args.limit]
     pairs = variant_pairs(golds)
     table = [(p, g, e) for p, g, e, _ in CASES]

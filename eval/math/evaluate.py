@@ -9,23 +9,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from eval.math.extract import extract_answer
-from eval.math.grader import is_equiv, numbers_close, parse_number
-from eval.math.problems import gold_answer
+from eval.math.problems import gold_answer, question_of
+from eval.math.response import grade_response
 from shared.jsonl import iter_jsonl
 
 log = logging.getLogger(__name__)
-
-
-def grade_prediction(prediction: str | None, gold: str, benchmark: str) -> bool:
-    """GSM8K answers are numbers (exact rational comparison); MATH answers go through is_equiv."""
-    if prediction is None:
-        return False
-    if benchmark == "gsm8k":
-        a, b = parse_number(prediction), parse_number(gold)
-        if a is not None and b is not None:
-            return numbers_close(a, b)
-    return is_equiv(prediction, gold)
 
 
 def read_samples(path: str | Path) -> list[dict[str, Any]]:
@@ -68,8 +56,7 @@ def evaluate_samples(
             continue
         if task_id not in golds:
             golds[task_id] = gold_answer(problem, benchmark)
-        extraction = extract_answer(str(sample["completion"]), benchmark)
-        passed = grade_prediction(extraction.answer, golds[task_id], benchmark)
+        passed, extraction = grade_response(str(sample["completion"]), golds[task_id], question_of(problem))
         row = {"task_id": task_id, "passed": passed,
                "status": "no_answer" if extraction.answer is None else ("correct" if passed else "wrong"),
                "prediction": extraction.answer, "gold": golds[task_id], "extraction_rule": extraction.rule}

@@ -15,7 +15,7 @@ import time
 from fractions import Fraction
 
 from eval.math.normalize import MAX_ANSWER_CHARS, normalize_answer
-from eval.math.structure import Shape, parse_shape
+from eval.math.structure import Shape, parse_shape, split_top_level
 from eval.math.sympy_worker import CALL_DEADLINE_S, TRANSIENT_ERRORS, shared_worker
 
 log = logging.getLogger(__name__)
@@ -196,9 +196,62 @@ def shapes_equal(a: Shape, b: Shape) -> bool:
     return False
 
 
+_NAME = r"\\?[A-Za-z]+(?:_\{?\w+\}?)?"
+# The left side of `label = value` that names the quantity asked for: a name or function value (`V_1`,
+# `E(2020, 1993)`, `\\sin\\theta`), a tuple or ratio of names (`(p,q)`, `V_1:V_2`, `\\frac{NO}{BO}`), an absolute
+# value (`|r-s|`).
+_LABEL = re.compile(rf"{_NAME}(?:\([^()=]*\))?|\\[a-z]+\s*{_NAME}|\((?:{_NAME},)+{_NAME}\)|{_NAME}(?::{_NAME})+"
+                    rf"|\|[^|=]+\||\\frac\{{[A-Za-z]+\}}\{{[A-Za-z]+\}}")
+
+
+def _constant(text: str) -> bool:
+    return bool(text) and not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", text))
+
+
+def strip_label(text: str) -> str:
+    """The value a normalised `label = value` states: `V_1:V_2=11:21` -> `11:21`, `\\frac{28}{4}=7` -> `7`,
+    `x=5+5=10` -> `10` (a chain of equalities ends in its value), `x=1/3\\approx0.33` -> `1/3` (the exact
+    value before an approximation), `x\\approx11` -> `11`. An equation between expressions (`7=11a+c`,
+    `x^2+y^2=13`) stays whole."""
+    if "\\approx" in text:
+        exact, approx = text.split("\\approx", 1)
+        text = exact if "=" in exact else approx
+    parts = split_top_level(text, "=")
+    if len(parts) < 2 or not parts[-1]:
+        return text
+    lhs, value = parts[0].strip(), parts[-1]
+    if len(parts) > 2 or _LABEL.fullmatch(lhs) or (_constant(lhs) and _constant(value)):
+        return value
+    return text
+
+
+_FUNCTION_OF = re.compile(r"([A-Za-z])\(([a-z])\)=")
+
+
+def _rename_argument(a: str, b: str, value: str) -> str:
+    """`f(n)=n` against `f(z)=z`: the same function, its argument named differently; rename a's to b's."""
+    ma, mb = _FUNCTION_OF.match(a), _FUNCTION_OF.match(b)
+    if not (ma and mb) or ma.group(1) != mb.group(1) or ma.group(2) == mb.group(2):
+        return value
+    if re.search(rf"(?<![A-Za-z\\]){mb.group(2)}(?![A-Za-z])", value):
+        return value  # b's name is already used in a's value: renaming would merge two symbols
+    return re.sub(rf"(?<![A-Za-z\\]){ma.group(2)}(?![A-Za-z])", mb.group(2), value)
+
+
+def _percent_equal(prediction: str, gold: str, a: str, b: str) -> bool:
+    """`62.5\\%` is the fraction 0.625 as well as the number 62.5 (normalisation keeps 62.5)."""
+    if ("%" in prediction) == ("%" in gold):
+        return False
+    na, nb = parse_number(a), parse_number(b)
+    if na is None or nb is None:
+        return False
+    return numbers_close(na / 100, nb) if "%" in prediction else numbers_close(na, nb / 100)
+
+
 def is_equiv(prediction: str | None, gold: str | None) -> bool:
     """True when prediction and gold are the same final answer. Never raises; bounded time on any input."""
-    _CALL.deadline = time.monotonic() + CALL_BUDGET_S
+    outer = getattr(_CALL, "deadline", None)  # inside grade(): its budget covers every comparison it makes
+    _CALL.deadline = outer if outer is not None else time.monotonic() + CALL_BUDGET_S
     try:
         if prediction is None or gold is None:
             return False
@@ -210,9 +263,25 @@ def is_equiv(prediction: str | None, gold: str | None) -> bool:
         a, b = normalize_answer(prediction), normalize_answer(gold)
         if a == b:
             return bool(a)
+        if _percent_equal(prediction, gold, a, b):
+            return True
+        la, lb = strip_label(a), strip_label(b)
+        la = _rename_argument(a, b, la)
+        if (la, lb) != (a, b) and shapes_equal(parse_shape(la), parse_shape(lb)):
+            return True
+        if a.count("=") == 1 and b.count("=") == 1 and _sympy_equal("equation", a, b):
+            return True  # `y = -x/2 + 3/4` is the line `2x + 4y - 3 = 0`
         return shapes_equal(parse_shape(a), parse_shape(b))
     except Exception:  # a grader bug must cost one sample, never the run
         log.exception("is_equiv failed on %r vs %r", str(prediction)[:80], str(gold)[:80])
         return False
     finally:
-        _CALL.deadline = None
+        _CALL.deadline = outer
+
+
+def grade(response: str, gold: str, problem: str | None = None) -> bool:
+    """A whole model response (or a bare final answer) against a gold answer or solution: eval/math/response.py.
+    Never raises; bounded time; safe from threads and processes."""
+    from eval.math.response import grade as grade_response_text  # response.py builds on this module
+
+    return grade_response_text(response, gold, problem)

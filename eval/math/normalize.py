@@ -19,10 +19,11 @@ _UNICODE = {
     "\u2212": "-", "\u2013": "-", "\u00d7": "\\times ", "\u00f7": "\\div ", "\u00b0": "^\\circ",
     "\u03c0": "\\pi ", "\u221e": "\\infty ", "\u221a": "\\sqrt", "\u2264": "\\leq ", "\u2265": "\\geq ",
     "\u2260": "\\neq ", "\u00b7": "\\cdot ", "\u2009": " ", "\u00a0": " ",
-    "\u00b2": "^2", "\u00b3": "^3", "\u27e8": "(", "\u27e9": ")",
+    "\u00b2": "^2", "\u00b3": "^3", "\u27e8": "(", "\u27e9": ")", "\u00b1": "\\pm ", "\u2213": "\\mp ",
 }
 _RENAMES = [
-    (r"\\[dt]frac", r"\\frac"), (r"\\[dt]binom", r"\\binom"), (r"\\le(?![a-zA-Z])", r"\\leq"),
+    (r">=", r"\\geq "), (r"<=", r"\\leq "), (r"!=", r"\\neq "),
+    (r"\\[dtc]frac", r"\\frac"), (r"\\geqslant", r"\\geq"), (r"\\leqslant", r"\\leq"), (r"\\[dt]binom", r"\\binom"), (r"\\le(?![a-zA-Z])", r"\\leq"),
     (r"\\ge(?![a-zA-Z])", r"\\geq"), (r"\\ne(?![a-zA-Z])", r"\\neq"), (r"\\lt(?![a-zA-Z])", "<"),
     (r"\\gt(?![a-zA-Z])", ">"), (r"\\bmatrix|\\pmatrix", ""), (r"\{[bpvBV]?matrix\}", "{matrix}"),
     (r"\\infinity|\\inf(?![a-zA-Z])", r"\\infty"), (r"\\emptyset|\\varnothing", r"\\emptyset"),
@@ -30,13 +31,13 @@ _RENAMES = [
 ]
 _DROP = re.compile(
     r"\\left(?![a-zA-Z])\.?|\\right(?![a-zA-Z])\.?|\\[bB]ig[glr]?(?![a-zA-Z])|\\displaystyle|\\limits"
-    r"|(?<!\\)\\[,;:! ]|\\quad|\\qquad|\\hspace\{[^}]*\}|\\mathstrut|\\nonumber"
+    r"|(?<!\\)\\[;: ]|\\quad|\\qquad|\\hspace\{[^}]*\}|\\mathstrut|\\nonumber"
 )
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|\^\s*\{\s*o\s*\}")
 _PERCENT = re.compile(r"\\%|%|\\text\{\s*percent\s*\}")
-_WRAPPERS = ("text", "textbf", "textit", "textrm", "textsf", "texttt", "mbox", "mathrm", "mathbf",
+_WRAPPERS = ("text", "textnormal", "textbf", "textit", "textrm", "textsf", "texttt", "mbox", "mathrm", "mathbf",
              "mathit", "mathsf", "mathtt", "mathbb", "boldsymbol", "operatorname", "rm", "bf")
-_TEXT_COMMANDS = ("text", "textbf", "textit", "textrm", "textsf", "mbox", "mathrm")
+_TEXT_COMMANDS = ("text", "textnormal", "textbf", "textit", "textrm", "textsf", "mbox", "mathrm")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
 _UNIT_WORDS = re.compile(r"^([-+]?[\d.,/]+(?:\\sqrt\{\d+\}|\\pi)?)\s*([a-zA-Z][a-zA-Z ]*[a-zA-Z])(\^[23])?$")
@@ -46,6 +47,11 @@ _MIXED_NUMBER = re.compile(r"(?<![\^_\w}.])(\d{1,50})\\frac\{(\d{1,50})\}\{(\d{1
 _BASE_SUBSCRIPT = re.compile(r"([0-9A-Z]{1,200})_\{?(\d{1,2})\}?")
 # Words after a number that are mathematics, not units ("2 pi" is 2*pi).
 _MATH_WORDS = {"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "sec", "csc", "cot", "exp", "inf", "infinity"}
+# A closing condition is not part of the answer: "\\frac{\\pi}{6} + k\\pi \\text{ for } k \\in \\mathbb{Z}".
+_CONDITION = re.compile(r"(?:,|\s)*(?:\\text\{\s*(?:for|where|with|when)\b[^{}]*\}|\\forall(?![a-zA-Z])).*$"
+                        r"|(?:,|\s)*[a-zA-Z]\s*\\in\s*\\mathbb\{Z\}\s*$", re.DOTALL)
+# A matrix inside brackets (`\\left[\\begin{array}{cc}...\\end{array}\\right]`): the brackets are presentation.
+_BRACKETED_MATRIX = re.compile(r"^[\[(]\s*(\\begin\{(matrix|array)\}.*\\end\{\2\})\s*[\])]$", re.DOTALL)
 _VAR_PREFIX = re.compile(r"^\s*\\?[a-zA-Z]+(?:_\{?[a-zA-Z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=|\\in)\s*(?![=<>])")
 
 
@@ -173,10 +179,16 @@ def normalize_answer(answer: str) -> str:
     if boxed is not None and text.lstrip("$ ").startswith(("\\boxed", "\\fbox")):
         text = boxed
     text = strip_math_delimiters(text)
-    text = text.replace("\\$", "").replace("$", "").replace("{,}", ",")
+    text = re.sub(r"\{\s*,\s*\}", ",", text.replace("\\$", "").replace("$", ""))
+    if "\\begin" not in text:
+        text = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", text)  # "\\\\frac": LaTeX escaped once more (JSON, code)
+    if re.fullmatch(r"\s*-?\d{1,3}(?:,\s+\d{3})+\s*", text):
+        text = text.replace(",", ";")  # "32, 349" lists two numbers; "32,349" and "32,\\!349" are one
     for pattern, repl in _RENAMES:
         text = re.sub(pattern, repl, text)
-    text = _DROP.sub(" ", text)
+    text = re.sub(r"(?<!\\)\\[,!]", "", _DROP.sub(" ", text))  # thin spaces: "11,\\!111", "1\\,000"
+    text = _CONDITION.sub("", text.strip())
+    text = re.sub(r"(?<!\\)\\(?=\d)", "", text)  # "\\15": a currency sign that lost its dollar
     text = _DEGREES.sub("", text)
     text = _PERCENT.sub("", text)
     text = _drop_trailing_text_units(text.strip())
@@ -185,12 +197,13 @@ def normalize_answer(answer: str) -> str:
     if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
         text = text[1:-1].strip()  # a bare group around the whole answer is presentation
     # "1 or 2", "19\\text{and}43", "7, -2, and -5": the list "1,2" (a word "and" only between numbers)
-    text = re.sub(r"\s+(?:or|and)\s+|(?<=[\d},])\s*(?:or|and)\s*(?=[-+\d\\(])", ",", text)
+    text = re.sub(r"\s+(?:or|and)\s+|(?<=[\d}),])\s*(?:or|and)\s*(?=[-+\d\\(])", ",", text)
     text = re.sub(r"\s*\.$", "", text).strip()  # sentence full stop
     unit_match = _UNIT_WORDS.match(text)
     if unit_match and unit_match.group(2).strip().lower() not in _MATH_WORDS:  # "10 inches" -> "10"
         text = unit_match.group(1)
     text = _collapse_spaces(text)
+    text = _BRACKETED_MATRIX.sub(r"\1", text)
     text = _brace_short_arguments(text)
     text = _mixed_number(_repeating_decimal(text))
     base = _BASE_SUBSCRIPT.fullmatch(text)

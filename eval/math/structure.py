@@ -70,7 +70,7 @@ def _expand_plus_minus(text: str) -> list[str] | None:
 
 _LESS = {"<": ")", "\\leq": "]"}  # the operator after the lower bound / before the upper bound -> bracket
 _OPEN_FOR = {"<": "(", "\\leq": "["}
-_VARIABLE = r"([a-zA-Z]|\\theta)"
+_VARIABLE = r"([a-zA-Z](?:\([a-z]\))?|\\theta)"  # x, f(x), theta
 _REL = r"(<|>|\\leq|\\geq)"
 _FLIP = {"<": ">", ">": "<", "\\leq": "\\geq", "\\geq": "\\leq"}
 
@@ -81,6 +81,7 @@ def _interval(low: str, low_op: str, high: str, high_op: str) -> Shape:
 
 def inequality_as_interval(text: str) -> Shape | None:
     """`x \\geq 3` -> [3, oo), `-1 < x \\leq 2` -> (-1, 2]: a one-variable inequality is an interval."""
+    text = re.sub(r"(\\(?:leq|geq))\s+", r"\1", text)  # normalisation keeps "\\leq x"; the patterns take "\\leqx"
     m = re.fullmatch(rf"(.+?){_REL}{_VARIABLE}{_REL}(.+)", text)
     if m and m.group(2) in _OPEN_FOR and m.group(4) in _OPEN_FOR:
         return _interval(m.group(1), m.group(2), m.group(5), m.group(4))
@@ -124,6 +125,8 @@ def parse_shape(text: str, depth: int = 0) -> Shape:
     if text[0] in "([" and text[-1] in ")]" and _encloses(text):
         inner = text[1:-1]
         parts = split_top_level(inner, ",")
+        if len(parts) == 1:
+            parts = split_top_level(inner, ";")  # "(0;-2;6)"
         if len(parts) > 1:
             return Shape("tuple", brackets=text[0] + text[-1],
                          items=tuple(parse_shape(p, depth + 1) for p in parts))

@@ -31,7 +31,11 @@ _SAFE_SOURCE = re.compile(r"[A-Za-z0-9_+\-*/().,!| ]*")
 _REL_TOL = 1e-9  # when a decimal literal is involved
 _EXACT_REL_TOL = 1e-30  # exact expressions, evaluated to _DIGITS digits
 _DIGITS = 50
-_POINTS = 5
+_POINTS = 5  # for the ratio of two equations
+_POOL = [sympy.Integer(n) for n in (1, 2, 3, 4, 5, 6, 7, 10, 12, 17, 26, 50, 101, -1, -3, -8)] + [
+    sympy.Rational(n, d) for n, d in ((13, 100), (1, 2), (137, 100), (271, 100), (7, 2), (25, 4), (99, 10),
+                                     (153, 10), (333, 10), (777, 10), (-2, 5), (-3, 2), (-72, 10))]
+_MIN_AGREEING = 12
 
 
 # `\\sin 2x`, `\\sin^2 x`, `\\cos\\theta`: a function applied to one bare term, which the parser would
@@ -113,6 +117,7 @@ def latex_to_source(text: str) -> str:
     text = re.sub(r"_\(([a-zA-Z0-9]+)\)", r"_\1", text)
     text = _absolute_values(text).replace("^", "**")
     text = re.sub(r"(\d)\s*\(", r"\1*(", text)
+    text = re.sub(r"(?<![A-Za-z_])([a-zA-Z])\s*\(", r"\1*(", text)  # "k(d-k)" is a product: no one-letter functions
     if not _SAFE_SOURCE.fullmatch(text) or "__" in text:
         raise NotParsable(f"unsafe characters in {text[:60]!r}")
     return text
@@ -161,8 +166,21 @@ def _values_close(a: sympy.Expr, b: sympy.Expr) -> bool | None:
     return bool(sympy.Abs(va - vb) <= tolerance * scale)
 
 
+def _points(symbols: list[sympy.Symbol]) -> list[dict[sympy.Symbol, sympy.Rational]]:
+    """Many points, integers and non-integers, negative and positive, small and large: a function with jumps
+    (floor, ceiling, mod, abs) is seen on both sides of them. One symbol takes every value of the pool; several
+    take fixed pseudo-random combinations."""
+    if len(symbols) == 1:
+        return [{symbols[0]: value} for value in _POOL]
+    rng = random.Random(0)
+    return [{s: rng.choice(_POOL) for s in symbols} for _ in range(len(_POOL))]
+
+
 def values_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
-    """Equal as numbers (constants) or as functions of their symbols (random points, then simplify)."""
+    """Equal as numbers (constants) or as functions of their symbols. Functions: exact simplification of
+    a - b first; otherwise equal only when they agree at every point of _POOL where both are defined, and
+    at least _MIN_AGREEING of them (a few sample points are never enough: floor(n/2) and
+    floor(sqrt(n-1)) agree on [0.1, 2.5])."""
     if a == b:
         return True
     if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
@@ -172,22 +190,17 @@ def values_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
         if a.is_Rational and b.is_Rational:
             return False  # exact numbers that differ (a == b was checked): no tolerance for 2^100 + 1
         return bool(_values_close(a, b))
-    rng = random.Random(0)
+    if sympy.expand(a - b) == 0:
+        return True
     agreed = 0
-    for i in range(_POINTS):
-        # positive points (branch cuts of sqrt/log stay out of the way); the first one small, where
-        # high powers that differ by a lower-order term stop being relatively close
-        low, high = (11, 49) if i == 0 else (51, 249)
-        point = {s: sympy.Rational(rng.randint(low, high), 100) for s in symbols}
+    for point in _points(symbols):
         close = _values_close(a.subs(point), b.subs(point))
         if close is None:
             continue
         if not close:
-            return False
+            return False  # one point where they differ proves them different
         agreed += 1
-    if agreed >= 3:
-        return True
-    return sympy.simplify(a - b) == 0
+    return agreed >= _MIN_AGREEING
 
 
 def expressions_equal(a_text: str, b_text: str) -> bool:

@@ -42,7 +42,7 @@ def test_cli_grades_a_samples_file(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["task_id"], r["passed"], r["status"]) for r in results] == [
         ("0", True, "correct"), ("0", False, "wrong"), ("1", True, "correct"), ("2", False, "no_answer")]
-    assert [r["extraction_rule"] for r in results] == ["answer_is", "hashes", "last_number", "none"]
+    assert [r["extraction_rule"] for r in results] == ["answer_is", "hashes", "last_sentence", "none"]
     assert results[2]["prediction"] == "1000" and results[2]["gold"] == "1000"
     assert summary["benchmark"] == "gsm8k" and summary["n_problems"] == 3 and summary["n_samples"] == 4
     assert summary["accuracy"] == pytest.approx(2 / 4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from eval.math.extract import extract_gsm8k, extract_math
+from eval.math.final_answer import extract_final_answer
 from eval.math.grader import is_equiv
 from eval.math.prompts import GSM8K_EXEMPLARS, MATH_EXEMPLARS, build_prompts, few_shot_prompt
 
@@ -13,14 +13,14 @@ def test_gsm8k_exemplars_answer_themselves():
     assert len(GSM8K_EXEMPLARS) == 8
     for _, answer in GSM8K_EXEMPLARS:
         stated = re.search(r"The answer is (\d+)\.$", answer).group(1)
-        assert tuple(extract_gsm8k(answer)) == (stated, "answer_is")
+        assert tuple(extract_final_answer(answer)) == (stated, "answer_is")
 
 
 def test_math_exemplars_box_their_final_answer():
     assert len(MATH_EXEMPLARS) == 4
     for _, solution in MATH_EXEMPLARS:
-        boxed = extract_math(solution.split("Final Answer:")[0])
-        final = extract_math("Final Answer:" + solution.split("Final Answer:")[1])
+        boxed = extract_final_answer(solution.split("Final Answer:")[0])
+        final = extract_final_answer("Final Answer:" + solution.split("Final Answer:")[1])
         assert boxed.rule == "boxed" and final.rule == "final_answer_is"
         assert is_equiv(boxed.answer, final.answer)
 
