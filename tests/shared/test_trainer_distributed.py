@@ -6,11 +6,13 @@
 - ZeRO-3 with attention dropout 0.1 and log_every 3, SIGKILLed in step 5 of 8; one rank's state of the newest
   checkpoint (step 4) is then corrupted, so the re-run (train.on_bad_checkpoint=previous) must make both ranks
   agree to resume from step 2: losses, metric lines and final weights equal the uninterrupted run's;
-- a single process refuses to resume a checkpoint written by two ZeRO ranks, with a message saying why.
+- one process continues a 2-rank run without ZeRO (same result), and refuses to resume a checkpoint written by
+  two ZeRO ranks, with a message saying why.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -87,7 +89,7 @@ def assert_same_weights(export: Path, model: torch.nn.Module, atol: float) -> No
         torch.testing.assert_close(exported[name], p.detach(), rtol=0, atol=atol, msg=f"{export}: {name}")
 
 
-def test_zero_stages_equal_plain_adamw_and_dropout_resume_equals_straight_run(tmp_path):
+def test_zero_stages_equal_plain_adamw_and_dropout_resume_equals_straight_run(tmp_path, caplog):
     tok, ds = tiny_data(tmp_path)
     runs = tmp_path / "runs" / "t"
     first = torchrun(tmp_path, [
@@ -95,6 +97,7 @@ def test_zero_stages_equal_plain_adamw_and_dropout_resume_equals_straight_run(tm
         [*COMMON, "train.zero_stage=2", "run_name=zero2"],
         [*COMMON, "train.zero_stage=3", "run_name=zero3", "train.max_steps=3"],
         [*COMMON, "train.zero_stage=3", "run_name=zero3"],  # resumes zero3 from step 3 for its 4th step
+        [*COMMON, "train.zero_stage=0", "run_name=zero0", "train.max_steps=2"],  # resumed below by one process
         [*DROPOUT, "run_name=straight"],
         [*DROPOUT, "run_name=killed"],
     ], kill="train:5:killed")
@@ -136,6 +139,15 @@ def test_zero_stages_equal_plain_adamw_and_dropout_resume_equals_straight_run(tm
     assert_same_weights(killed / "export", AutoModelForCausalLM.from_pretrained(runs / "straight" / "export"), 1e-6)
     for rank in (0, 1):  # the same samples, in the same steps, on each rank
         assert (killed / f"samples-rank{rank}.jsonl").read_text() == (runs / "straight" / f"samples-rank{rank}.jsonl").read_text()
+
+    # Another world size without ZeRO partitioning works: one process (2 rows x 2 accumulation steps) continues
+    # the 2-rank run's step-2 checkpoint and ends where the 4-step runs ended.
+    cfg = tiny_config(tmp_path / "runs", *COMMON, "run_name=zero0", "train.micro_batch_size=2", "train.grad_accum=2")
+    with caplog.at_level(logging.INFO):
+        Trainer(cfg, recipe="t", dataset=ds, tokenizer=tok).train()
+    assert f"resuming from {runs / 'zero0' / 'checkpoints' / 'step-2'}" in caplog.text
+    assert [r["loss"] for r in read_metrics(runs / "zero0")] == pytest.approx([r["loss"] for r in single], rel=1e-6)
+    assert_same_weights(runs / "zero0" / "export", plain, atol=1e-6)
 
     # Another world size under ZeRO: refused before anything is loaded or truncated.
     before = (runs / "zero2" / "metrics.jsonl").read_text()
