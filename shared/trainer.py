@@ -257,7 +257,7 @@ class Trainer:
             batch = {key: v.to(self.dist.device) for key, v in batch.items()}
             loss, _ = packed_loss_sum(engine, batch)
             engine.backward(loss * scale, scale_wrt_gas=False)
-            if k == len(batches) - 1 and self.cfg.train.zero_stage == 0:
+            if k == len(batches) - 1 and engine.zero_optimization_stage() == 0:
                 grad_norm = self._stage0_grad_norm()
             engine.step()
             loss_sum += float(loss.detach())
@@ -362,7 +362,7 @@ class Trainer:
         if self.dist.is_main and self.step < t.max_steps:
             log.info("training %s/%s: steps %d..%d, world size %d, ZeRO-%d, %s",
                      self.recipe, self.cfg.run_name, self.step + 1, t.max_steps, self.dist.world_size,
-                     t.zero_stage, self.dtype)
+                     self._built_engine().zero_optimization_stage(), self.dtype)
         self._built_engine().train()
         while self.step < t.max_steps:
             t0 = time.perf_counter()

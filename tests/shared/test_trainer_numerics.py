@@ -1,4 +1,5 @@
-"""Numerics of the training step: gradient checkpointing changes nothing; bf16 accumulates gradients in fp32."""
+"""Numerics of the training step: gradient checkpointing changes nothing; bf16 accumulates gradients in fp32
+(and a bf16 run resumes exactly)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import pytest
 import torch
 
 from bench.gpu_check import bf16_accumulation_errors
+from shared.metrics import read_metrics
 from shared.modeling import load_model
 from shared.packed_attention import use_packed_attention
 from shared.packed_loss import packed_loss_sum
 from shared.packing import collate_rows
-from shared.trainer import build_ds_config
+from shared.trainer import Trainer, build_ds_config
 from tests.shared.trainer_helpers import one_thread, tiny_config, tiny_data  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,3 +80,19 @@ def test_bf16_accumulation_is_fp32_and_one_by_eight_agrees_with_eight_by_one(tmp
     print(f"ZeRO-{stage} bf16, relative L2 differences: " + ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
     assert errors["8x1 vs exact sum"] <= FP32_SUM_OF_8 < errors["bf16-accumulated vs exact sum"]
     assert errors["8x1 vs 1x8"] <= BF16_COMPUTE_NOISE
+
+
+def test_bf16_run_at_stage_0_trains_with_fp32_accumulation_and_resumes_exactly(tmp_path):
+    tok, ds = tiny_data(tmp_path)
+    args = ("train.precision=bf16", "train.save_every=2", "train.max_steps=4")
+    for name, stops in (("straight", [4]), ("resumed", [2, 4])):
+        for steps in stops:
+            cfg = tiny_config(tmp_path / "runs", *args, f"run_name={name}", f"train.max_steps={steps}")
+            run = Trainer(cfg, recipe="t", dataset=ds, tokenizer=tok)
+            run.train()
+            # DeepSpeed 0.19.8 accumulates in fp32 under bf16 only with ZeRO: its BF16_Optimizer (ZeRO-1).
+            assert run.engine.zero_optimization_stage() == 1
+            assert run.engine.get_data_types() == (torch.bfloat16, torch.float32)
+    straight, resumed = (read_metrics(tmp_path / "runs" / "t" / n) for n in ("straight", "resumed"))
+    for key in ("loss", "grad_norm", "lr", "tokens"):
+        assert [r[key] for r in resumed] == [r[key] for r in straight], key
