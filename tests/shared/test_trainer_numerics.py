@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.gpu_check import bf16_accumulation_errors
+from bench.gpu_steps import bf16_accumulation_errors
 from shared.metrics import read_metrics
 from shared.modeling import load_model
 from shared.packed_attention import use_packed_attention
