@@ -183,10 +183,7 @@ class Trainer:
             self.tokenizer = load_tokenizer(self.cfg.model)
         self.dtype = pick_dtype(t.precision, self.dist.device)
         if self.model is None:
-            # On resume the architecture comes from the newest sound checkpoint's export (init_from may be gone);
-            # the engine state that resume() loads then replaces the weights.
-            sound = [p for _, p in ckpt.list_checkpoints(self.ckpt_root) if ckpt.check_checkpoint(p) is None]
-            self.model = self._load_model(sound[0] / "hf" if sound else self.init_from)
+            self.model = self._model_for_resume()
         self.model.to(self.dist.device)
         # Per-document attention without a dense block mask where no flash-attention kernel does it.
         self.packed_attention = use_packed_attention(self.model)
@@ -211,6 +208,19 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir, self.dist.is_main, t.max_steps, resume_step=self.step)
         if self.log_sample_ids:
             truncate_jsonl(self._samples_log(), self.step)
+
+    def _model_for_resume(self) -> torch.nn.Module:
+        """On resume the architecture comes from the newest sound checkpoint's export (init_from may be gone);
+        the engine state that resume() loads then replaces the weights, so an unreadable export falls back to
+        init_from (or the config) instead of stopping the run."""
+        sound = [p for _, p in ckpt.list_checkpoints(self.ckpt_root) if ckpt.check_checkpoint(p) is None]
+        if sound:
+            try:
+                return self._load_model(sound[0] / "hf")
+            except Exception as e:  # a corrupt safetensors file, a missing config.json, ...
+                log.warning("cannot build the model from %s (%s: %s); building it from %s instead", sound[0] / "hf",
+                            type(e).__name__, e, self.init_from or "the config")
+        return self._load_model(self.init_from)
 
     def _load_model(self, source: Path | None) -> torch.nn.Module:
         mcfg = self.cfg.model if source is None else dataclasses.replace(self.cfg.model, name_or_path=str(source))

@@ -47,8 +47,9 @@ def test_corrupt_newest_checkpoint_stops_the_run_naming_it_or_resumes_from_the_p
     root = run_dir / "checkpoints"
     original = (run_dir / "metrics.jsonl").read_text()
     # Same size, garbage content: passes the size check, fails to load.
-    engine_file = next((root / "step-3" / "engine").glob("*model_states.pt"))
-    engine_file.write_bytes(b"\0" * engine_file.stat().st_size)
+    # Its export is garbage too (the model is then built from the config; the engine state has the weights).
+    for f in (next((root / "step-3" / "engine").glob("*model_states.pt")), root / "step-3" / "hf" / "model.safetensors"):
+        f.write_bytes(b"\0" * f.stat().st_size)
     with pytest.raises(ckpt.CheckpointLoadError, match=r"step-3 cannot be resumed from: it does not load \(.*"
                        r"train.on_bad_checkpoint=previous"):
         Trainer(cfg, recipe="t", dataset=ds, tokenizer=tok).train()
