@@ -6,6 +6,7 @@
 - ZeRO-3 with attention dropout 0.1 and log_every 3, SIGKILLed in step 5 of 8; one rank's state of the newest
   checkpoint (step 4) is then corrupted, so the re-run (train.on_bad_checkpoint=previous) must make both ranks
   agree to resume from step 2: losses, metric lines and final weights equal the uninterrupted run's;
+- bf16 under ZeRO-1 and ZeRO-3 on two ranks trains (losses within bf16 noise of fp32);
 - one process continues a 2-rank run without ZeRO (same result), and refuses to resume a checkpoint written by
   two ZeRO ranks, with a message saying why.
 """
@@ -98,6 +99,8 @@ def test_zero_stages_equal_plain_adamw_and_dropout_resume_equals_straight_run(tm
         [*COMMON, "train.zero_stage=3", "run_name=zero3", "train.max_steps=3"],
         [*COMMON, "train.zero_stage=3", "run_name=zero3"],  # resumes zero3 from step 3 for its 4th step
         [*COMMON, "train.zero_stage=0", "run_name=zero0", "train.max_steps=2"],  # resumed below by one process
+        [*COMMON, "train.zero_stage=1", "run_name=bf16-zero1", "train.precision=bf16"],
+        [*COMMON, "train.zero_stage=3", "run_name=bf16-zero3", "train.precision=bf16"],
         [*DROPOUT, "run_name=straight"],
         [*DROPOUT, "run_name=killed"],
     ], kill="train:5:killed")
@@ -119,6 +122,11 @@ def test_zero_stages_equal_plain_adamw_and_dropout_resume_equals_straight_run(tm
             # Both fp64 sums of squares of the same fp32 gradients (reduced in another order over 2 ranks).
             assert r["grad_norm"] == pytest.approx(s["grad_norm"], rel=1e-6), (run, r["step"])
             assert r["tokens"] == s["tokens"] and r["lr"] == s["lr"]
+
+    # bf16 over 2 ranks (fp32 accumulation and gloo reduction): the fp32 losses within bf16 noise.
+    for run in ("bf16-zero1", "bf16-zero3"):
+        losses = [r["loss"] for r in read_metrics(runs / run)]
+        assert losses == pytest.approx([r["loss"] for r in single], rel=1e-2), run
 
     # The killed run died in step 5 with checkpoints 2 and 4; corrupt rank 1's state of step 4 (same size).
     killed = runs / "killed"
