@@ -12,8 +12,9 @@ World size: the data cursor (shared/data.py) and the schedule carry over to any 
 the engine state without ZeRO partitioning (train.zero_stage=0 in fp32: one file holds all of it). Under ZeRO
 (stages 1-3, and bf16, which runs ZeRO-1's BF16_Optimizer) the optimizer state is sharded per rank and
 DeepSpeed loads such shards only at the world size that wrote them, so another world size is refused with a
-message saying so (DeepSpeed's universal-checkpoint conversion, `python -m deepspeed.checkpoint.ds_to_universal`,
-is the way to re-shard; this trainer does not run it for you).
+message saying so. (DeepSpeed's universal-checkpoint conversion, `deepspeed.checkpoint.ds_to_universal`, would
+re-shard them, but it requires a `universal_checkpoint_info` client state that these checkpoints do not carry:
+it stops with "Required universal_checkpoint_info state is missing".)
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def refuse_other_world_size(path: Path, engine, world_size: int) -> None:
     raise CheckpointLoadError(
         f"checkpoint {path} was written by {saved} ranks and this run has {world_size}: under ZeRO-{stage} "
         f"(bf16 runs ZeRO-1 at least) the optimizer state is sharded per rank and DeepSpeed loads it only at the "
-        f"world size that wrote it. Resume with {saved} ranks, or convert the engine state with DeepSpeed's "
-        "universal checkpoint (python -m deepspeed.checkpoint.ds_to_universal) and start a new run from it."
+        f"world size that wrote it. Resume with {saved} ranks, or start a new run (another run_name) from its "
+        f"export {path / 'hf'} (weights only: the optimizer state and the data position start afresh)."
     )
 
 
