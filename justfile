@@ -23,6 +23,10 @@ toolchains:
 test *ARGS:
     {{python}} -m pytest -q {{ARGS}}
 
+# Check and measure the GPU path on a machine with CUDA (exits 0 with a message without one); writes runs/gpu_check.json.
+gpu-check *ARGS:
+    {{python}} -m bench.gpu_check {{ARGS}}
+
 # Lint and type-check.
 check:
     {{python}} -m ruff check .

@@ -6,8 +6,9 @@ A conversation renders exactly as the tokenizer's chat template (Qwen2's ChatML)
 
 Labels are -100 on every token of system and user turns (header and content), on the assistant header
 `<|im_start|>assistant\n`, and on the newline after each `<|im_end|>`; the assistant content and its closing
-`<|im_end|>` are trained. Segments are tokenised one by one, so the mask boundaries are exact; for ordinary text
-the concatenation equals tokenising the rendered string (tested).
+`<|im_end|>` are trained. The ids are those of generation: the prompt as the chat template renders it,
+tokenised in one piece, then the assistant content tokenised on its own (see tokenize_chat; property-tested
+for any content on the tiny and the real Qwen2 vocabulary).
 """
 
 from __future__ import annotations
@@ -87,22 +88,32 @@ def tokenize_chat(
     train_on: str = "all",
     default_system_prompt: str | None = "You are a helpful assistant.",
 ) -> TokenizedChat:
-    """input_ids and labels of a validated conversation (see module docstring for the mask)."""
+    """input_ids and labels of a validated conversation (see module docstring for the mask).
+
+    The ids are what generation sees: everything up to and including a trained turn's `<|im_start|>assistant\n`
+    is tokenised in one piece, as the chat template renders the prompt (add_generation_prompt=True), and the
+    assistant content (what the model generates after that prompt) on its own. Tokenising each turn's header and
+    content apart would differ wherever BPE merges across them: content that starts with a newline gives
+    "\n" + "\n" (198, 198) instead of the template's "\n\n" (271) in Qwen's vocabulary.
+    """
     messages = with_default_system(messages, default_system_prompt)
-    im_start, im_end = tokenizer.convert_tokens_to_ids([IM_START, IM_END])
-    newline = _encode(tokenizer, "\n")
+    im_end = tokenizer.convert_tokens_to_ids(IM_END)
     last_assistant = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
     ids: list[int] = []
     labels: list[int] = []
+    prompt = ""  # rendered text not yet tokenised: system and user turns, untrained assistant turns, headers
     for i, m in enumerate(messages):
-        header = [im_start, *_encode(tokenizer, m["role"] + "\n")]
-        content = _encode(tokenizer, m["content"])
         trained = m["role"] == "assistant" and (train_on == "all" or i == last_assistant)
-        ids += header + content + [im_end] + newline
-        labels += [IGNORE_INDEX] * len(header)
-        labels += (content + [im_end]) if trained else [IGNORE_INDEX] * (len(content) + 1)
-        labels += [IGNORE_INDEX] * len(newline)
-    return TokenizedChat(ids, labels)
+        if not trained:
+            prompt += render_chatml([m])
+            continue
+        prompt_ids = _encode(tokenizer, prompt + f"{IM_START}assistant\n")
+        completion = _encode(tokenizer, m["content"]) + [im_end]
+        ids += prompt_ids + completion
+        labels += [IGNORE_INDEX] * len(prompt_ids) + completion
+        prompt = "\n"
+    tail = _encode(tokenizer, prompt)
+    return TokenizedChat(ids + tail, labels + [IGNORE_INDEX] * len(tail))
 
 
 def fit_to_length(sample: TokenizedChat, max_len: int, policy: str) -> TokenizedChat | None:

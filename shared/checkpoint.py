@@ -7,8 +7,9 @@
   COMPLETE              written last: JSON with the step and the size of every file
 Every rank writes into `checkpoints/.step-N.tmp/`; rank 0 writes COMPLETE and renames the folder into place,
 so a crash at any moment leaves either the whole new checkpoint or none of it, and the older ones untouched.
-On resume a folder without COMPLETE, or whose files do not match the sizes recorded there, is skipped with
-a message, and so is one whose engine state fails to load.
+On resume (shared/resume.py) a folder without COMPLETE, or whose files do not match the sizes recorded there,
+or whose state fails to load, is a bad checkpoint: an error naming it, or with train.on_bad_checkpoint=previous
+a warning and the previous complete one. Never a silent restart from step 0.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import os
 import random
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be written; the previous ones are intact."""
+
+
+class CheckpointLoadError(RuntimeError):
+    """A run cannot resume from its checkpoints; the message names the checkpoint and the reason."""
 
 
 def step_dir(root: Path, step: int) -> Path:
@@ -207,22 +211,17 @@ def rotate(root: Path, keep_last: int) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def load_latest(
-    root: Path, engine, rank: int, load: Callable[[Path], dict[str, Any]] | None = None
-) -> tuple[int, dict[str, Any]] | None:
-    """Load the newest checkpoint that is complete and loads; returns (step, trainer state) or None."""
-    for step, path in complete_checkpoints(root):
-        try:
-            load_path, _ = engine.load_checkpoint(str(path), tag=ENGINE_TAG)
-            if load_path is None:
-                raise RuntimeError("DeepSpeed found no engine state")
-            state_file = path / f"state-rank{rank}.pt"
-            if not state_file.exists():
-                state_file = path / "state-rank0.pt"  # resumed with more ranks than were saved
-            state = torch.load(state_file, weights_only=False)
-        except Exception as e:  # a corrupt file shows up as any of pickle, zip, safetensors or DeepSpeed errors
-            log.warning("skipping checkpoint %s: it does not load (%s: %s)", path, type(e).__name__, e)
-            continue
-        log.info("resuming from %s", path)
-        return step, state
-    return None
+def saved_world_size(folder: Path) -> int:
+    """How many ranks wrote the checkpoint (each writes its own state-rank<R>.pt)."""
+    return len(list(folder.glob("state-rank*.pt")))
+
+
+def load_checkpoint(folder: Path, engine, rank: int) -> dict[str, Any]:
+    """Load engine state (weights, optimizer, scheduler) and return this rank's trainer state; raises on failure."""
+    load_path, _ = engine.load_checkpoint(str(folder), tag=ENGINE_TAG)
+    if load_path is None:
+        raise RuntimeError("DeepSpeed found no engine state")
+    state_file = folder / f"state-rank{rank}.pt"
+    if not state_file.exists():
+        state_file = folder / "state-rank0.pt"  # resumed with more ranks than were saved (stage 0 only)
+    return torch.load(state_file, weights_only=False)

@@ -38,6 +38,7 @@ class TinyModelConfig:
     max_position_embeddings: int = 2048
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = True
+    attention_dropout: float = 0.0
 
 
 @dataclass
@@ -107,6 +108,9 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     # Names (substrings) of parameters to freeze; empty trains everything.
     freeze: list[str] = field(default_factory=list)
+    # A complete checkpoint that does not load: error (stop, naming it and why) or previous (resume from the
+    # previous complete checkpoint instead, with a warning). Never a silent restart from step 0.
+    on_bad_checkpoint: str = "error"
 
     def validate(self) -> None:
         if self.max_steps < 1:
@@ -117,6 +121,8 @@ class TrainConfig:
             raise ConfigError("train.precision must be auto, bf16, fp16 or fp32")
         if self.micro_batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("train.micro_batch_size and train.grad_accum must be >= 1")
+        if self.on_bad_checkpoint not in {"error", "previous"}:
+            raise ConfigError("train.on_bad_checkpoint must be error or previous")
 
 
 @dataclass

@@ -30,9 +30,14 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
 
 
 def measure_matmul_flops(size: int = 1024, repeats: int = 4, device: str = "cpu") -> float:
-    """FLOP/s of a square fp32 matmul on this device (best of a few runs)."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+    """FLOP/s of a square fp32 matmul on this device (best of a few runs).
+
+    Its own generator: drawing from the global one (first call, mid-run) would shift the dropout masks of every
+    later step, so a resumed run (which measures again) would no longer equal the uninterrupted one.
+    """
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, device=device, generator=gen)
+    b = torch.randn(size, size, device=device, generator=gen)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):

@@ -68,6 +68,7 @@ def tiny_qwen2_config(cfg: ModelConfig, tokenizer) -> Qwen2Config:
         # transformers 5 folds this legacy keyword into rope_parameters but leaves it out of the signature
         rope_theta=t.rope_theta,  # type: ignore[call-arg]
         tie_word_embeddings=t.tie_word_embeddings,
+        attention_dropout=t.attention_dropout,
         bos_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -19,8 +19,10 @@ Pretraining: `dataset=pretrain_dataset(shard_dir, cfg.train.seq_len, tok.eos_tok
 
 The run folder is runs_dir/<recipe>/<run_name>/: config.yaml (saved at start), data_report.json, metrics.jsonl,
 tensorboard/, checkpoints/step-N/ (see shared/checkpoint.py; `hf/` inside is loadable by from_pretrained), and
-export/ at the end. Re-running the same command resumes from the newest complete checkpoint (init_from is then
-ignored: the weights come from the checkpoint). `run.eval_dir(bench, step)` is where in-training evaluations go.
+export/ at the end. Re-running the same command resumes from the newest complete checkpoint, agreed by all ranks
+(init_from then only gives the architecture: the weights come from the checkpoint). A checkpoint that does not
+load stops the run with its name and why (or, with train.on_bad_checkpoint=previous, the previous one is used);
+see shared/resume.py, also for resuming at another world size. `run.eval_dir(bench, step)` is where in-training evaluations go.
 
 Speed: on CPU (and GPUs without flash-attn) the model runs "sdpa_packed" attention during training
 (shared/packed_attention.py: causal SDPA per document instead of a dense block-diagonal mask) and the loss
@@ -29,7 +31,8 @@ takes logits only where there is a target (shared/packed_loss.py); both are exac
 Loss: sum of token cross-entropy over the whole optimizer step's targets (all micro-batches, all ranks) divided
 by their count, so gradient accumulation and data parallelism equal one big batch. DeepSpeed divides by the
 number of accumulation steps (we pass scale_wrt_gas=False) and averages gradients over ranks (we multiply by
-the world size), which this compensates exactly.
+the world size), which this compensates exactly. In bf16, gradients are accumulated and reduced in fp32
+(build_ds_config).
 """
 
 from __future__ import annotations
@@ -50,12 +53,13 @@ import torch
 from shared import checkpoint as ckpt
 from shared.config import RunConfig, save_config, to_dict
 from shared.data import ResumableSampler, RowDataset, SamplerLayout, real_tokens
-from shared.distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_distributed
+from shared.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
 from shared.metrics import MetricsLog, flops_per_token, peak_flops, read_metrics_if_any, truncate_jsonl
 from shared.modeling import load_model, load_tokenizer, pick_dtype
 from shared.packed_attention import restore_attention, use_packed_attention
 from shared.packed_loss import packed_loss_sum
 from shared.packing import collate_rows
+from shared.resume import resume
 from shared.schedules import build_scheduler
 
 if TYPE_CHECKING:
@@ -69,7 +73,7 @@ CheckpointHook = Callable[[int, Path, Path], None]
 def build_ds_config(cfg: RunConfig, world_size: int, dtype: torch.dtype) -> dict[str, Any]:
     """The DeepSpeed config our TrainConfig means. No `scheduler` or `optimizer` block: ours are passed in."""
     t = cfg.train
-    return {
+    ds: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": t.micro_batch_size,
         "gradient_accumulation_steps": t.grad_accum,
         "train_batch_size": t.micro_batch_size * t.grad_accum * world_size,
@@ -82,6 +86,25 @@ def build_ds_config(cfg: RunConfig, world_size: int, dtype: torch.dtype) -> dict
         "zero_force_ds_cpu_optimizer": False,
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
+    }
+    if dtype == torch.bfloat16:
+        ds.update(bf16_fp32_accumulation(t.zero_stage))
+    return ds
+
+
+def bf16_fp32_accumulation(zero_stage: int) -> dict[str, Any]:
+    """bf16 weights and activations, but gradients summed over micro-batches and reduced over ranks in fp32.
+
+    DeepSpeed's default under bf16 is bf16 for both (8 significant bits: 32 micro-batches summed in bf16 lose
+    about 5 of them). `data_types.grad_accum_dtype` is honoured by DeepSpeed 0.19.8's BF16_Optimizer (what it
+    runs for ZeRO-1 + bf16 + fp32 accumulation) and by the ZeRO-2 and ZeRO-3 optimizers; without ZeRO it raises
+    NotImplementedError ("unsupported mix"), so bf16 at train.zero_stage=0 runs ZeRO-1: on one rank the same
+    update, on several the fp32 master weights and Adam states are partitioned (nothing else changes).
+    """
+    return {
+        "data_types": {"grad_accum_dtype": "fp32"},
+        "communication_data_type": "fp32",
+        "zero_optimization": {"stage": max(zero_stage, 1)},
     }
 
 
@@ -158,12 +181,9 @@ class Trainer:
             self._write_data_report()
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(self.cfg.model)
-        # Rank 0 decides which checkpoint to resume from (a shared filesystem is assumed under several ranks).
-        found = ckpt.complete_checkpoints(self.ckpt_root) if self.dist.is_main else None
-        found = broadcast_object(found)
         self.dtype = pick_dtype(t.precision, self.dist.device)
         if self.model is None:
-            self.model = self._load_model(found[0][1] / "hf" if found else self.init_from)
+            self.model = self._model_for_resume()
         self.model.to(self.dist.device)
         # Per-document attention without a dense block mask where no flash-attention kernel does it.
         self.packed_attention = use_packed_attention(self.model)
@@ -182,11 +202,25 @@ class Trainer:
         )
         layout = SamplerLayout(t.micro_batch_size, t.grad_accum, self.dist.world_size)
         self.sampler = ResumableSampler(len(self.dataset), t.seed, layout, self.dist.rank)
-        if found:
-            self._resume()
+        resumed = resume(self.ckpt_root, self.engine, self.dist, t.on_bad_checkpoint)
+        if resumed is not None:
+            self._restore(*resumed)
         self.metrics = MetricsLog(self.run_dir, self.dist.is_main, t.max_steps, resume_step=self.step)
         if self.log_sample_ids:
             truncate_jsonl(self._samples_log(), self.step)
+
+    def _model_for_resume(self) -> torch.nn.Module:
+        """On resume the architecture comes from the newest sound checkpoint's export (init_from may be gone);
+        the engine state that resume() loads then replaces the weights, so an unreadable export falls back to
+        init_from (or the config) instead of stopping the run."""
+        sound = [p for _, p in ckpt.list_checkpoints(self.ckpt_root) if ckpt.check_checkpoint(p) is None]
+        if sound:
+            try:
+                return self._load_model(sound[0] / "hf")
+            except Exception as e:  # a corrupt safetensors file, a missing config.json, ...
+                log.warning("cannot build the model from %s (%s: %s); building it from %s instead", sound[0] / "hf",
+                            type(e).__name__, e, self.init_from or "the config")
+        return self._load_model(self.init_from)
 
     def _load_model(self, source: Path | None) -> torch.nn.Module:
         mcfg = self.cfg.model if source is None else dataclasses.replace(self.cfg.model, name_or_path=str(source))
@@ -199,12 +233,8 @@ class Trainer:
         data = report.to_dict() if hasattr(report, "to_dict") else report
         (self.run_dir / "data_report.json").write_text(json.dumps(data, indent=2))
 
-    def _resume(self) -> None:
-        loaded = ckpt.load_latest(self.ckpt_root, self.engine, self.dist.rank)
-        if loaded is None:
-            log.warning("no checkpoint in %s could be loaded: starting from scratch", self.ckpt_root)
-            return
-        self.step, state = loaded
+    def _restore(self, step: int, state: dict[str, Any]) -> None:
+        self.step = step
         self.tokens = state["tokens"]
         self.window = state["window"]
         self.sampler.load_state_dict(state["data"])
@@ -237,7 +267,7 @@ class Trainer:
             batch = {key: v.to(self.dist.device) for key, v in batch.items()}
             loss, _ = packed_loss_sum(engine, batch)
             engine.backward(loss * scale, scale_wrt_gas=False)
-            if k == len(batches) - 1 and self.cfg.train.zero_stage == 0:
+            if k == len(batches) - 1 and engine.zero_optimization_stage() == 0:
                 grad_norm = self._stage0_grad_norm()
             engine.step()
             loss_sum += float(loss.detach())
@@ -258,11 +288,14 @@ class Trainer:
         return self.engine
 
     def _stage0_grad_norm(self) -> float | None:
-        """Gradients are all-reduced at the boundary backward; DeepSpeed's stage-0 fp32 path does not record it."""
+        """Gradients are all-reduced at the boundary backward; DeepSpeed's stage-0 fp32 path does not record it.
+
+        In fp64, as DeepSpeed's ZeRO optimizers compute theirs (an fp32 sum of squares is ~1e-5 off).
+        """
         grads = [p.grad for p in self._built_engine().module.parameters() if p.grad is not None]
         if not grads:
             return None
-        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.double()) for g in grads])))
 
     def _samples_log(self) -> Path:
         return self.run_dir / f"samples-rank{self.dist.rank}.jsonl"
@@ -339,7 +372,7 @@ class Trainer:
         if self.dist.is_main and self.step < t.max_steps:
             log.info("training %s/%s: steps %d..%d, world size %d, ZeRO-%d, %s",
                      self.recipe, self.cfg.run_name, self.step + 1, t.max_steps, self.dist.world_size,
-                     t.zero_stage, self.dtype)
+                     self._built_engine().zero_optimization_stage(), self.dtype)
         self._built_engine().train()
         while self.step < t.max_steps:
             t0 = time.perf_counter()

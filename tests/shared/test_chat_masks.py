@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.chat import (
     IGNORE_INDEX,
@@ -143,3 +145,56 @@ def test_overlong_policy(tiny_tok):
     assert cut.input_ids == s.input_ids[:30] and cut.labels == s.labels[:30]
     # Cut before any assistant token: nothing to train on, so it is skipped rather than kept empty.
     assert fit_to_length(s, 8, "truncate") is None
+
+
+# --------------------------------------------------------------------------- training ids == generation ids
+
+# Text heavy in what BPE merges across a segment boundary: newlines, spaces, tabs, CR, punctuation, non-ASCII.
+CONTENT = st.text(
+    alphabet=st.one_of(st.sampled_from(["\n", " ", "\t", "\r", "#", "<", "|", ">", "a", "1", "é", "中", "."]),
+                       st.characters(codec="utf-8", exclude_categories=("Cs",))),
+    min_size=1, max_size=24,
+).filter(lambda s: s.strip() != "")
+
+
+def _generation_ids(tok, messages: list[dict[str, str]]) -> list[int]:
+    """What generation feeds and produces: the template's prompt, then the content as its own tokens."""
+    prompt = tok.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
+                                     return_dict=True)["input_ids"]
+    return list(prompt) + tok.encode(messages[-1]["content"], add_special_tokens=False) + \
+        tok.convert_tokens_to_ids(["<|im_end|>"]) + tok.encode("\n", add_special_tokens=False)
+
+
+@pytest.mark.parametrize("which", ["tiny_tok", "qwen_tok"])
+def test_training_ids_equal_generation_ids_for_any_content(which, request):
+    tok = request.getfixturevalue(which)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(system=CONTENT, user=CONTENT, answer=CONTENT, earlier=st.lists(st.tuples(CONTENT, CONTENT), max_size=2))
+    def check(system, user, answer, earlier):
+        turns = [m for u, a in earlier for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
+        msgs = [{"role": "system", "content": system}, *turns, {"role": "user", "content": user},
+                {"role": "assistant", "content": answer}]
+        s = tokenize_chat(msgs, tok, train_on="last")
+        expected = _generation_ids(tok, msgs)
+        assert s.input_ids == expected
+        completion = tok.encode(answer, add_special_tokens=False) + tok.convert_tokens_to_ids(["<|im_end|>"])
+        n_prompt = len(expected) - len(completion) - 1
+        assert s.labels == [X] * n_prompt + completion + [X]
+        if not turns:  # one trained turn: train_on=all is the same sequence
+            assert tokenize_chat(msgs, tok, train_on="all").input_ids == expected
+
+    check()
+
+
+def test_content_starting_with_a_newline_real_qwen2_ids(qwen_tok):
+    # "user\n" + "\nHello": the template's rendering has "\n\n" (271), which generation sees; 198, 198 never.
+    msgs = [{"role": "system", "content": "system"}, {"role": "user", "content": "\nHello"},
+            {"role": "assistant", "content": "Hello"}]
+    s = tokenize_chat(msgs, qwen_tok)
+    assert s.input_ids == [
+        151644, 8948, 198, 8948, 151645, 198,
+        151644, 872, 271, 9707, 151645, 198,
+        151644, 77091, 198, 9707, 151645, 198,
+    ]  # fmt: skip
+    assert s.labels == [X] * 15 + [9707, 151645, X]

@@ -1,0 +1,1 @@
+"""Benchmarks: one script per benchmark, each printing ratios against its baseline measured in the same run."""
