@@ -113,6 +113,8 @@ class Assembler:
                 self.removed.append({"doc_id": item["doc_id"], "language": lang, "stage": "exact_dedup",
                                      "reason": "exact_duplicate", "duplicate_of": self.item_ids[first]})  # fmt: skip
                 return False
+        if item["events"] is None:
+            raise RuntimeError(f"{item['doc_id']}: skipped as a duplicate by its task, unknown to stage exact")
         for stage, reason, note in item["events"]:
             report.add(stage, src, lang, size, reason, note)
         if item["verdict"] is not None:

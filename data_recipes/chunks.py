@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class ChunkContext:
     index: ContaminationIndex
     minhasher: MinHasher
     work: Path
+    # Exact keys this task has seen: a later copy within the task is surely a duplicate (its first copy is
+    # at or before the copy seen), so its expensive stages are skipped; copies across tasks run them.
+    seen: set[bytes] = field(default_factory=set)
 
 
 def document_rejection(ctx: ChunkContext, item: Item, lang: str, tokens: np.ndarray,
@@ -119,8 +122,13 @@ def process_chunk(ctx: ChunkContext, chunk_index: int, items: list[Item]) -> int
         records.append(record)
         if item.reason is not None:
             continue
-        keys.append(exact_key(item.text or ""))
+        key = exact_key(item.text or "")
+        keys.append(key)
         key_pos.append(pos)
+        if ctx.recipe.dedup.exact and key in ctx.seen:
+            record["events"], record["verdict"] = None, None  # replayed as an exact duplicate
+            continue
+        ctx.seen.add(key)
         tokens = token_hashes(item.text or "")  # shared by decontamination and MinHash
         trail = Trail()
         try:

@@ -2,10 +2,10 @@
 
 - exact (tasks = E): task p takes the exact keys whose hash falls in partition p, in input order, and lists
   every later copy with the first copy's global item position: a task holds 1/E of the keys.
-- buckets (tasks = B): task r takes the LSH bands r, r + B, ...; it reads the signatures chunk by chunk,
-  keeps only its bands' keys (8 bytes per band and document), sorts each band and links every member of a
-  colliding group to the group's first document when their signatures agree on >= threshold of the
-  positions (rows are read back from the signature files for the candidates only): 1/B of the band keys.
+- buckets (tasks = B): task r takes the (band, key) buckets whose key is r modulo B; it reads the signatures
+  chunk by chunk, keeps only its buckets' entries (band, key, document), sorts them and links every member of
+  a bucket to the bucket's first document when their signatures agree on >= threshold of the positions (rows
+  are read back from the signature files for the candidates only): 1/B of the entries, temporaries included.
 - clusters (1 task): connected components over the links alone (never over all documents); each linked
   document maps to its component's first document.
 This makes exactly the decisions of dedup.near_duplicate_clusters over all survivors at once (same edges,
@@ -74,30 +74,32 @@ def sorted_duplicates(folder: Path) -> np.ndarray:
 
 def bucket_edges(work: Path, plan: list[ChunkSpec], dedup: DedupConfig, exact_dir: Path, rank: int,
                  world_size: int) -> None:  # fmt: skip
-    """Stage `buckets`, task `rank`: verified links (first, member) of its bands, as global document indices."""
-    mine = list(range(rank, dedup.bands, world_size))
-    duplicates = sorted_duplicates(exact_dir)
-    keys, starts, rows_of = [], [0], []
+    """Stage `buckets`, task `rank`: verified links (first, member) among the (band, key) buckets whose key
+    falls in its hash partition, as global document indices."""
+    duplicates = sorted_duplicates(exact_dir) if dedup.exact else np.zeros(0, np.int64)
+    bands, keys, docs, starts, rows_of = [], [], [], [0], []
     for spec in plan:
-        rows = alive_rows(work, spec, duplicates) if dedup.exact else None
-        sigs = load_chunk_signatures(work, spec.index, dedup.num_perm)
-        sigs = sigs if rows is None else sigs[rows]
-        keys.append(band_keys(sigs, dedup.bands)[:, mine] if mine else np.zeros((len(sigs), 0), np.uint64))
-        rows_of.append(np.arange(len(sigs)) if rows is None else rows)
+        rows = alive_rows(work, spec, duplicates)
+        sigs = load_chunk_signatures(work, spec.index, dedup.num_perm)[rows]
+        chunk_keys = band_keys(sigs, dedup.bands)
+        doc, band = np.nonzero(chunk_keys % np.uint64(world_size) == np.uint64(rank))
+        bands.append(band.astype(np.uint8))
+        keys.append(chunk_keys[doc, band])
+        docs.append(doc + starts[-1])
+        rows_of.append(rows)
         starts.append(starts[-1] + len(sigs))
-    all_keys = np.concatenate(keys) if keys else np.zeros((0, len(mine)), np.uint64)
-    n = len(all_keys)
-    src, dst = [], []
-    for column in range(len(mine)):
-        order = np.lexsort((np.arange(n), all_keys[:, column]))
-        sorted_keys = all_keys[order, column]
-        new_group = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]) if n else np.zeros(0, bool)
-        group_first = order[np.maximum.accumulate(np.where(new_group, np.arange(n), 0))] if n else order
-        members = ~new_group
-        src.append(group_first[members])
-        dst.append(order[members])
-    a = np.concatenate(src) if src else np.zeros(0, np.int64)
-    b = np.concatenate(dst) if dst else np.zeros(0, np.int64)
+    band_of = np.concatenate(bands) if bands else np.zeros(0, np.uint8)
+    key_of = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+    doc_of = np.concatenate(docs) if docs else np.zeros(0, np.int64)
+    del bands, keys, docs
+    # Per band, documents sorted by key then index: each member is linked to its group's first document.
+    order = np.lexsort((doc_of, key_of, band_of))
+    band_of, key_of, doc_of = band_of[order], key_of[order], doc_of[order]
+    del order
+    new_group = np.ones(len(doc_of), dtype=bool)
+    new_group[1:] = (key_of[1:] != key_of[:-1]) | (band_of[1:] != band_of[:-1])
+    first = doc_of[np.maximum.accumulate(np.where(new_group, np.arange(len(doc_of)), 0))]
+    a, b = first[~new_group], doc_of[~new_group]
     keep = verify(work, plan, dedup, a, b, np.asarray(starts), rows_of)
     folder = stage_dir(work, "buckets", world_size)
     save_array(folder / f"part-{rank:05d}.npy", np.stack([a[keep], b[keep]], axis=1).astype(np.int64))

@@ -2,7 +2,7 @@
 
     documents (tasks)          per-document stages, chunk by chunk (task r: chunks r, r + tasks, ...)
     exact     (tasks)          exact-duplicate keys, one hash partition per task
-    buckets   (min(tasks, bands))  LSH bands, verified near-duplicate links
+    buckets   (tasks)          LSH (band, key) buckets by key partition, verified near-duplicate links
     assemble  (1)              clusters of links, replay, budgets, shards, manifest, report
 
 Local runs the stages one after the other (LocalPipelineExecutor, `workers` processes); Slurm submits one job
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import subprocess
 import sys
 import time
@@ -41,12 +42,12 @@ from data_recipes.progress import Progress
 
 log = logging.getLogger("data_recipes")
 INDEX = "decontamination.npz"
+ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("documents", "exact", "buckets", "assemble")
 
 
 def stage_tasks(recipe: CorpusRecipe) -> dict[str, int]:
-    return {"documents": recipe.tasks, "exact": recipe.tasks, "buckets": min(recipe.tasks, recipe.dedup.bands),
-            "assemble": 1}  # fmt: skip
+    return {"documents": recipe.tasks, "exact": recipe.tasks, "buckets": recipe.tasks, "assemble": 1}
 
 
 def save_index(work: Path, index: ContaminationIndex) -> None:
@@ -140,13 +141,13 @@ def slurm_executor(recipe: CorpusRecipe, step: CorpusStep, tasks: int, logs: str
 
     s = recipe.slurm
     partition = s.partition or default_partition()
+    venv = s.venv or str(Path(sys.prefix) / "bin" / "activate")
+    # The pickled steps must import in the job: this checkout goes first on its PYTHONPATH.
+    env = f"source {shlex.quote(venv)}\nexport PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"
     return SlurmPipelineExecutor(
         pipeline=[step], tasks=tasks, time=s.time, partition=partition, cpus_per_task=s.cpus_per_task,
         mem_per_cpu_gb=s.mem_per_cpu_gb, job_name=f"{s.job_name}-{step.stage}", qos=s.qos, logging_dir=logs,
-        slurm_logs_folder=f"{logs}/slurm", venv_path=s.venv or str(Path(sys.prefix) / "bin" / "activate"),
-        depends=depends, skip_completed=True,
-        # The job inherits this environment (PYTHONPATH included: our steps must import in the job).
-        sbatch_args={"export": "ALL"},
+        slurm_logs_folder=f"{logs}/slurm", env_command=env, depends=depends, skip_completed=True,
     )  # fmt: skip
 
 

@@ -35,7 +35,7 @@ EXTENSIONS = Path.home() / ".cache" / "torch_extensions" / hashlib.sha256(str(RO
 
 def cpu_job(tmp_path: Path) -> list[str]:
     """Options of a one-CPU-rank job logging under tmp_path (one thread: the same losses whatever the load)."""
-    return ["--gpus-per-node", "0", "--time", "00:10:00", "--logs-dir", str(tmp_path / "logs"),
+    return ["--gpus-per-node", "0", "--time", "00:30:00", "--signal-lead", "60", "--logs-dir", str(tmp_path / "logs"),
             "--python", sys.executable, "--env", "OMP_NUM_THREADS=1", "--env", f"TORCH_EXTENSIONS_DIR={EXTENSIONS}"]
 
 
