@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data_recipes.chunks import load_chunk_meta, load_chunk_tokens
 from data_recipes.config import NON_OUTPUT_FIELDS, CorpusRecipe
 from data_recipes.decontaminate import ContaminationIndex
 from data_recipes.plan import ChunkSpec
 from data_recipes.report import StageReport
+from data_recipes.workfiles import load_chunk_meta, load_chunk_tokens
 from shared.config import to_dict
 from shared.token_shards import file_sha256, write_manifest, write_shard
 

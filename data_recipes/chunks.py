@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,20 +30,7 @@ from data_recipes.ngrams import token_hashes
 from data_recipes.report import StageReport
 from data_recipes.sources import Item
 from data_recipes.syntax import has_grammar, is_valid_syntax
-
-
-def chunk_paths(work: Path, index: int) -> tuple[Path, Path, Path, Path]:
-    stem = work / f"chunk-{index:05d}"
-    return stem.with_suffix(".bin"), stem.with_suffix(".sig"), stem.with_suffix(".npz"), stem.with_suffix(".json")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")  # unique: a stray process never shares a temp file
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+from data_recipes.workfiles import atomic_write, chunk_paths
 
 
 @dataclass
@@ -150,30 +136,11 @@ def process_chunk(ctx: ChunkContext, chunk_index: int, items: list[Item]) -> int
     bin_path, sig_path, npz_path, meta_path = chunk_paths(ctx.work, chunk_index)
     tokens = np.concatenate(token_arrays) if token_arrays else np.zeros(0, dtype=np.uint32)
     sigs = np.stack(signatures) if signatures else np.zeros((0, ctx.minhasher.num_perm), dtype=np.uint32)
-    _atomic_write(bin_path, tokens.astype("<u4").tobytes())
-    _atomic_write(sig_path, sigs.astype("<u4").tobytes())
+    atomic_write(bin_path, tokens.astype("<u4").tobytes())
+    atomic_write(sig_path, sigs.astype("<u4").tobytes())
     arrays = io.BytesIO()
     np.savez(arrays, keys=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 16),
              key_pos=np.asarray(key_pos, dtype=np.int64), passed=np.asarray(passed, dtype=np.int64))  # fmt: skip
-    _atomic_write(npz_path, arrays.getvalue())
-    _atomic_write(meta_path, json.dumps({"items": records}, sort_keys=True).encode())
+    atomic_write(npz_path, arrays.getvalue())
+    atomic_write(meta_path, json.dumps({"items": records}, sort_keys=True).encode())
     return chunk_index
-
-
-def load_chunk_meta(work: Path, index: int) -> dict | None:
-    meta_path = chunk_paths(work, index)[3]
-    return json.loads(meta_path.read_text()) if meta_path.exists() else None
-
-
-def load_chunk_signatures(work: Path, index: int, num_perm: int) -> np.ndarray:
-    return np.fromfile(chunk_paths(work, index)[1], dtype="<u4").reshape(-1, num_perm)
-
-
-def load_chunk_arrays(work: Path, index: int) -> dict[str, np.ndarray]:
-    """keys (readable items' exact keys), key_pos (their positions), passed (positions of filter survivors)."""
-    with np.load(chunk_paths(work, index)[2]) as data:
-        return {name: data[name] for name in data.files}
-
-
-def load_chunk_tokens(work: Path, index: int) -> np.ndarray:
-    return np.fromfile(chunk_paths(work, index)[0], dtype="<u4")

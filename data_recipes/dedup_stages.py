@@ -21,12 +21,13 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from data_recipes.chunks import load_chunk_arrays, load_chunk_signatures
 from data_recipes.config import DedupConfig
 from data_recipes.dedup import _EMPTY, band_keys
 from data_recipes.plan import ChunkSpec
+from data_recipes.workfiles import load_chunk_arrays, load_chunk_signatures, signature_blocks
 
 log = logging.getLogger("data_recipes")
+_BLOCK = 8192  # signature rows turned into band keys at a time
 
 
 def stage_dir(work: Path, stage: str, tasks: int) -> Path:
@@ -80,14 +81,15 @@ def bucket_edges(work: Path, plan: list[ChunkSpec], dedup: DedupConfig, exact_di
     bands, keys, docs, starts, rows_of = [], [], [], [0], []
     for spec in plan:
         rows = alive_rows(work, spec, duplicates)
-        sigs = load_chunk_signatures(work, spec.index, dedup.num_perm)[rows]
-        chunk_keys = band_keys(sigs, dedup.bands)
-        doc, band = np.nonzero(chunk_keys % np.uint64(world_size) == np.uint64(rank))
-        bands.append(band.astype(np.uint8))
-        keys.append(chunk_keys[doc, band])
-        docs.append(doc + starts[-1])
+        # Block by block: neither the chunk's signatures nor band_keys' temporaries are ever whole in memory.
+        for block, sigs in signature_blocks(work, spec.index, dedup.num_perm, rows, _BLOCK):
+            block_keys = band_keys(sigs, dedup.bands)
+            doc, band = np.nonzero(block_keys % np.uint64(world_size) == np.uint64(rank))
+            bands.append(band.astype(np.uint8))
+            keys.append(block_keys[doc, band])
+            docs.append(doc + starts[-1] + block)
         rows_of.append(rows)
-        starts.append(starts[-1] + len(sigs))
+        starts.append(starts[-1] + len(rows))
     band_of = np.concatenate(bands) if bands else np.zeros(0, np.uint8)
     key_of = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
     doc_of = np.concatenate(docs) if docs else np.zeros(0, np.int64)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from data_recipes.chunks import ChunkContext, load_chunk_meta, process_chunk
+from data_recipes.chunks import ChunkContext, process_chunk
 from data_recipes.config import CorpusRecipe
 from data_recipes.decontaminate import ContaminationIndex
 from data_recipes.dedup import MinHasher
@@ -39,6 +39,7 @@ from data_recipes.dedup_stages import (
 )
 from data_recipes.plan import chunk_items, load_plan
 from data_recipes.progress import Progress
+from data_recipes.workfiles import load_chunk_meta
 
 log = logging.getLogger("data_recipes")
 INDEX = "decontamination.npz"

@@ -56,8 +56,9 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def wait_job(job_id: str, timeout: float = 300) -> str:
-    """The final state of a job (COMPLETED, FAILED, ...)."""
+def wait_job(job_id: str, timeout: float = 900) -> str:
+    """The final state of a job (COMPLETED, FAILED, ...). Generous: a checkout's first torchrun job JIT-builds
+    DeepSpeed's CPU communication op (minutes on a loaded machine)."""
     state = wait_for(lambda: (s := job_field(job_id, "JobState")) in FINAL and s, timeout, f"job {job_id}", 0.5)
     return str(state)
 
