@@ -72,17 +72,22 @@ def make_tree(files: list[Path], dest: Path, replicas: int) -> int:
     return total
 
 
-def peak_tree_rss(proc: subprocess.Popen, stop: threading.Event, result: list[int]) -> None:
+def peak_tree_rss(proc: subprocess.Popen, stop: threading.Event, result: list) -> None:
+    """Peak RSS of the process tree and its CPU seconds (user+sys per process, last sample; 50 ms period)."""
     parent = psutil.Process(proc.pid)
     peak = 0
+    cpu: dict[int, float] = {}
     while not stop.is_set():
         try:
             procs = [parent, *parent.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            for p in procs:
+                t = p.cpu_times()
+                cpu[p.pid] = t.user + t.system
         except psutil.Error:
             pass
         time.sleep(0.05)
-    result.append(peak)
+    result.extend([peak, sum(cpu.values())])
 
 
 BASELINE_REV = "8e8a440"  # the last commit with the pipeline's own pool (before the datatrove engine)
@@ -109,23 +114,20 @@ def run_pipeline(tree: Path, out: Path, code: Path, extra: dict) -> dict:
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     env = {**os.environ, "PYTHONPATH": str(code)}
-    before = os.times()
     start = time.perf_counter()
     with open(out.parent / f"{out.name}.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "data_recipes.pipeline", str(path)], cwd=code, env=env,
                                 stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
-        stop, peak = threading.Event(), list[int]()
+        stop, peak = threading.Event(), list[float]()
         sampler = threading.Thread(target=peak_tree_rss, args=(proc, stop, peak))
         sampler.start()
         proc.wait()
     elapsed = time.perf_counter() - start
-    after = os.times()
     stop.set()
     sampler.join()
     if proc.returncode:
         raise RuntimeError((out.parent / f"{out.name}.log").read_text()[-3000:])
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return {"wall": elapsed, "cpu": cpu, "rss": peak[0]}
+    return {"wall": elapsed, "cpu": peak[1], "rss": peak[0]}
 
 
 def compare_outputs(a: Path, b: Path) -> list[str]:
@@ -246,15 +248,21 @@ def bench_datatrove(docs: list[str], planted: dict[int, int]) -> tuple[float, fl
     """datatrove's MinHash signatures (16 buckets x 8 hashes, 5-grams, its 64-bit hashing) with our word
     tokens (its default tokeniser needs spacy); recall: a planted pair shares a bucket (its candidate rule)."""
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+    from datatrove.utils.word_tokenizers import WordTokenizer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        step = MinhashDedupSignature(tmp, MinhashConfig(n_grams=5, num_buckets=16, hashes_per_bucket=8))
-
-    class Words:
+    class Words(WordTokenizer):
         def word_tokenize(self, text: str) -> list[str]:
             return _TOKEN.findall(text)
 
-    step.word_tokenizer = Words()
+        def sent_tokenize(self, text: str) -> list[str]:
+            return [text]
+
+        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+            return [(0, len(text))]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = MinhashConfig(n_grams=5, num_buckets=16, hashes_per_bucket=8)
+        step = MinhashDedupSignature(tmp, config, language=Words())  # type: ignore[arg-type]
     start = time.perf_counter()
     sigs = [step.get_signature(step.get_shingles(text)) for text in docs]
     elapsed = time.perf_counter() - start
