@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurm_helpers import ROOT, cancel, job_field, job_log, just_slurm, require_slurm, wait_for, wait_job
+from tests.slurm_helpers import (
+    ROOT,
+    cancel,
+    job_field,
+    job_log,
+    just_slurm,
+    require_slurm,
+    wait_for,
+    wait_job,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -86,7 +95,7 @@ def test_code_pretrain_job_runs_to_export(tmp_path):
             f"data.build_recipe={recipe}", "train.max_steps=4", "train.save_every=2", "eval.limit=3", "eval.max_new_tokens=8",
             "eval.batch_size=3",
             "model.tiny.hidden_size=32", "model.tiny.num_hidden_layers=1", "model.tiny.num_attention_heads=2",
-            "model.tiny.num_key_value_heads=1", "model.tiny.intermediate_size=64", "train.seq_len=64"]
+            "model.tiny.num_key_value_heads=1", "model.tiny.intermediate_size=64", "train.seq_len=64", "train.log_every=1"]
     # Run in tmp_path: the recipe writes its local problems file under ./data.
     job = just_slurm("code-pretrain", *args, *cpu_job(tmp_path), "--workdir", str(tmp_path))
     try:
