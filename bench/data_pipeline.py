@@ -43,7 +43,7 @@ from data_recipes.dedup import MinHasher, near_duplicate_clusters  # noqa: E402
 from data_recipes.tokenization import fast_backend, load_corpus_tokenizer  # noqa: E402
 from shared.config import ModelConfig  # noqa: E402
 
-EVAL_DATA = ROOT.parent / "shared" / "data"
+EVAL_DATA = Path(os.environ.get("QS_SHARED_DATA", ROOT.parent / "shared" / "data"))  # as tests/conftest.py
 
 
 def stdlib_python(max_mb: float) -> list[Path]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from data_recipes.config import NON_OUTPUT_FIELDS, CorpusRecipe
 from data_recipes.decontaminate import ContaminationIndex
+from data_recipes.dedup_stages import DupMap
 from data_recipes.plan import ChunkSpec
 from data_recipes.report import StageReport
 from data_recipes.workfiles import load_chunk_meta, load_chunk_tokens
@@ -65,12 +66,12 @@ class Budgets:
 
 
 class Assembler:
-    def __init__(self, recipe: CorpusRecipe, work: Path, out: Path, exact: dict[int, int], near: dict[int, int]):
+    def __init__(self, recipe: CorpusRecipe, work: Path, out: Path, exact: DupMap, near: DupMap):
         self.recipe, self.work, self.out = recipe, work, out
         self.report = StageReport()
+        # Duplicates by global item position (exact) and by document index among the survivors (near); the
+        # doc_ids of first copies are remembered when met, for the later copies' `duplicate_of`.
         self.exact, self.near = exact, near
-        # First copies whose doc_id a later duplicate names: by global item position and by document index.
-        self.wanted_items, self.wanted_docs = set(self.exact.values()), set(self.near.values())
         self.item_ids: dict[int, str] = {}
         self.doc_ids: dict[int, str] = {}
         self.budgets = Budgets(recipe)
@@ -100,7 +101,7 @@ class Assembler:
     def replay(self, g: int, item: dict) -> bool:
         """The item's stages as the report and lists see them; True when it reaches near dedup."""
         report, src, lang, size = self.report, item["source"], item["language"], item["n_bytes"]
-        if g in self.wanted_items:
+        if self.exact.is_first(g):
             self.item_ids[g] = item["doc_id"]
         report.add("read", src, lang, size, item["reason"])
         if item["reason"] is not None:
@@ -126,7 +127,7 @@ class Assembler:
     def select(self, item: dict) -> bool:
         d = self.n_docs
         self.n_docs += 1
-        if d in self.wanted_docs:
+        if self.near.is_first(d):
             self.doc_ids[d] = item["doc_id"]
         src, lang, size = item["source"], item["language"], item["n_bytes"]
         if self.recipe.dedup.near:
@@ -196,8 +197,8 @@ class Assembler:
         return manifest
 
 
-def assemble(recipe: CorpusRecipe, work: Path, out: Path, plan: list[ChunkSpec], exact: dict[int, int],
-             near: dict[int, int], index: ContaminationIndex, identity: dict, fp: str,
+def assemble(recipe: CorpusRecipe, work: Path, out: Path, plan: list[ChunkSpec], exact: DupMap, near: DupMap,
+             index: ContaminationIndex, identity: dict, fp: str,
              progress: Callable[[int], None] | None = None) -> dict:  # fmt: skip
     """Everything after dedup: exact and near map duplicates (item / document index) to their first copy."""
     assembler = Assembler(recipe, work, out, exact, near)

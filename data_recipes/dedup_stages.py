@@ -53,12 +53,36 @@ def exact_partition(work: Path, plan: list[ChunkSpec], part: int, n_parts: int) 
     save_array(stage_dir(work, "exact", n_parts) / f"part-{part:05d}.npy", np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
 
 
-def exact_duplicates(folder: Path) -> dict[int, int]:
+class DupMap:
+    """Later copy -> first copy as two sorted int64 arrays: 16 bytes per duplicate, no Python object each."""
+
+    def __init__(self, pairs: np.ndarray):
+        pairs = pairs.reshape(-1, 2)
+        order = np.argsort(pairs[:, 0], kind="stable")
+        self.keys, self.values = pairs[order, 0], pairs[order, 1]
+        self.firsts = np.unique(self.values)
+
+    @staticmethod
+    def _find(array: np.ndarray, key: int) -> int | None:
+        i = int(np.searchsorted(array, key))
+        return i if i < len(array) and array[i] == key else None
+
+    def get(self, key: int) -> int | None:
+        i = self._find(self.keys, key)
+        return None if i is None else int(self.values[i])
+
+    def is_first(self, key: int) -> bool:
+        """Whether some duplicate points at `key` (its doc_id must be remembered)."""
+        return self._find(self.firsts, key) is not None
+
+    def as_dict(self) -> dict[int, int]:
+        return dict(zip(self.keys.tolist(), self.values.tolist(), strict=True))
+
+
+def exact_duplicates(folder: Path) -> DupMap:
     """Global item position of each later copy -> that of its first copy (all partitions)."""
-    out: dict[int, int] = {}
-    for path in sorted(folder.glob("part-*.npy")):
-        out.update(map(tuple, np.load(path).tolist()))
-    return out
+    parts = [np.load(path) for path in sorted(folder.glob("part-*.npy"))]
+    return DupMap(np.concatenate(parts) if parts else np.zeros((0, 2), np.int64))
 
 
 def alive_rows(work: Path, spec: ChunkSpec, duplicates: np.ndarray) -> np.ndarray:
@@ -122,7 +146,7 @@ def verify(work: Path, plan: list[ChunkSpec], dedup: DedupConfig, a: np.ndarray,
     return ((sa == sb).mean(axis=1) >= dedup.threshold) & ~empty(sa) & ~empty(sb)
 
 
-def cluster_links(edges_dir: Path) -> dict[int, int]:
+def cluster_links(edges_dir: Path) -> DupMap:
     """Stage `clusters` (one task): each linked document -> its component's first document."""
     parts = [np.load(p) for p in sorted(edges_dir.glob("part-*.npy"))]
     edges = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
@@ -136,7 +160,7 @@ def cluster_links(edges_dir: Path) -> dict[int, int]:
     rep = first[component] if m else nodes
     moved = nodes != rep
     log.info("near dedup: %d links, %d documents in clusters, %d removed", len(edges), m, int(moved.sum()))
-    return dict(zip(nodes[moved].tolist(), rep[moved].tolist(), strict=True))
+    return DupMap(np.stack([nodes[moved], rep[moved]], axis=1))
 
 
 def save_array(path: Path, array: np.ndarray) -> None:

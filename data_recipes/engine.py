@@ -31,6 +31,7 @@ from data_recipes.config import CorpusRecipe
 from data_recipes.decontaminate import ContaminationIndex
 from data_recipes.dedup import MinHasher
 from data_recipes.dedup_stages import (
+    DupMap,
     bucket_edges,
     cluster_links,
     exact_duplicates,
@@ -92,8 +93,9 @@ class CorpusStep(PipelineStep):
         else:
             from data_recipes.assemble import assemble
 
-            exact = exact_duplicates(stage_dir(work, "exact", tasks["exact"])) if self.recipe.dedup.exact else {}
-            near = cluster_links(stage_dir(work, "buckets", tasks["buckets"])) if self.recipe.dedup.near else {}
+            none = DupMap(np.zeros((0, 2), np.int64))
+            exact = exact_duplicates(stage_dir(work, "exact", tasks["exact"])) if self.recipe.dedup.exact else none
+            near = cluster_links(stage_dir(work, "buckets", tasks["buckets"])) if self.recipe.dedup.near else none
             assemble(self.recipe, work, Path(self.out), plan, exact, near, load_index(work), self.build["identity"],
                      self.build["fingerprint"])  # fmt: skip
         yield from ()
