@@ -178,7 +178,7 @@ class SlurmExecutorConfig:
 class RayExecutorConfig:
     """datatrove's RayPipelineExecutor on a running Ray cluster (`ray start --head` first)."""
 
-    address: str = "auto"
+    address: str = "auto"  # "auto": the running cluster; "local": start one in this process (workers CPUs)
     cpus_per_task: int = 1
     mem_per_cpu_gb: float = 2.0
 

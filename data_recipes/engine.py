@@ -178,7 +178,9 @@ def run_stages(recipe: CorpusRecipe, work: Path, out: Path, build: dict) -> bool
     if recipe.executor == "ray":
         import ray
 
-        ray.init(address=recipe.ray.address, ignore_reinit_error=True)
+        # "auto": the running cluster (`ray start --head`); "local": a fresh instance in this process.
+        ray.init(address=None if recipe.ray.address == "local" else recipe.ray.address, ignore_reinit_error=True,
+                 num_cpus=recipe.workers if recipe.ray.address == "local" else None)  # fmt: skip
     for stage, executor in zip(STAGES, made, strict=True):
         executor.run()
         incomplete = executor.get_incomplete_ranks(skip_completed=True)

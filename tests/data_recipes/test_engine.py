@@ -113,3 +113,22 @@ def test_slurm_job_array_writes_the_same_bytes(single):
     for job, task in logs:
         by_job.setdefault(job, set()).add(task)
     assert {"0", "1", "2", "3"} in by_job.values()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_executor_writes_the_same_bytes(single, monkeypatch):
+    """On a Ray instance started for the test (`ray.address=local`); skipped without the optional `ray`."""
+    pytest.importorskip("ray")
+    import ray
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # else a local init leaves a token that later `ray start`s use
+    tmp, out = single
+    try:
+        on_ray = build(tmp, "ray", tasks=4, workers=2, executor="ray", ray={"address": "local"})
+    finally:
+        ray.shutdown()
+    mine, theirs = outputs(out), outputs(on_ray)
+    assert mine.keys() == theirs.keys()
+    for name in mine:
+        assert mine[name] == theirs[name], name
