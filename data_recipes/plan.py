@@ -4,7 +4,8 @@ A chunk is a run of consecutive input items (parts: [source, first item, count],
 one source and the start of the next), cut by the same rule as always (chunk_bytes / chunk_docs), so the
 chunks, and with them the shards, do not depend on the number of tasks. Planning a folder source costs one `stat` per file (no file is read); other sources
 are read once, without keeping their text. Task `rank` of `world_size` processes chunks rank, rank +
-world_size, ... and re-reads only its own chunks (a folder source skips the files before them unopened).
+world_size, ... and re-reads only its own chunks: a folder source skips the files before them unopened, a JSONL
+source without a read budget counts the lines before them unparsed; parquet and hub sources are read through.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_recipes.config import CorpusRecipe
-from data_recipes.sources import Item, read_source, read_tree
+from data_recipes.sources import Item, read_jsonl, read_source, read_tree
 
 PLAN = "plan.json"
 
@@ -35,6 +36,8 @@ def source_items(recipe: CorpusRecipe, source: int, skip: int = 0) -> Iterator[I
     cfg = recipe.sources[source]
     if cfg.kind == "tree":  # the first `skip` come as unread placeholders
         return itertools.islice(read_tree(cfg, recipe.max_file_bytes, skip=skip), skip, None)
+    if cfg.kind == "jsonl" and not cfg.max_bytes:  # lines counted, not parsed (a read budget needs the sizes)
+        return itertools.islice(read_jsonl(cfg, recipe.max_file_bytes, skip=skip), skip, None)
     return itertools.islice(read_source(cfg, recipe.max_file_bytes), skip, None)
 
 

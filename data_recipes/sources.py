@@ -136,7 +136,9 @@ def local_files(cfg: SourceConfig) -> list[str]:
     return sorted(glob.glob(path)) or [path]
 
 
-def read_jsonl(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
+def read_jsonl(cfg: SourceConfig, max_file_bytes: int, skip: int = 0) -> Iterator[Item]:
+    """Records of JSONL files; the first `skip` items are unparsed placeholders (lines only counted)."""
+    n = 0
     for file in local_files(cfg):
         name = os.path.basename(file)
         try:
@@ -149,6 +151,10 @@ def read_jsonl(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
                 doc_id = f"{cfg.name}:{name}:{lineno}"
                 if not raw.strip():
                     continue  # blank separator lines are not records
+                n += 1
+                if n <= skip:
+                    yield Item(cfg.name, doc_id, "", reason="skipped", n_bytes=len(raw))
+                    continue
                 if len(raw) > max_file_bytes:
                     yield Item(cfg.name, doc_id, "", reason="too_large", n_bytes=len(raw))
                     continue

@@ -34,10 +34,15 @@ def corpus_tree(root: Path) -> None:
             (root / f"{path.stem}_near.py").write_text(text + "\n# a local patch\nPATCHED = True\n")
         if i % 7 == 0:
             (root / f"{path.stem}_copy.py").write_text(text.replace("\n", "  \n"))
+    # A JSONL source after the folder: records (one a copy of a folder file), a malformed line, blank lines.
+    lines = [json.dumps({"content": f.read_text(), "path": f"rec/{f.name}"}) for f in files[::3]]
+    lines[2:2] = ["", "{not json", json.dumps({"content": files[0].read_text(), "path": "rec/again.py"})]
+    (root.parent / "records.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def build(tmp: Path, name: str, **extra) -> Path:
-    sources = [{"name": "lib", "kind": "tree", "path": str(tmp / "src")}]
+    sources = [{"name": "lib", "kind": "tree", "path": str(tmp / "src")},
+               {"name": "rec", "kind": "jsonl", "path": str(tmp / "records.jsonl"), "path_field": "path"}]
     # A token budget that cuts the source: mixture decisions must be exact across tasks too.
     cfg = recipe(tmp / name, sources, chunk_docs=3, mixture={"target_tokens": 60_000}, **extra)
     return build_corpus(cfg, keep_work=True)
@@ -59,8 +64,10 @@ def test_single_task_build_exercises_every_decision(single):
     removed = [json.loads(line) for line in (out / "removed_documents.jsonl").read_text().splitlines()]
     reasons = {r["reason"] for r in removed}
     assert {"exact_duplicate", "near_duplicate", "over_budget"} <= reasons
+    rejected = [json.loads(line) for line in (out / "rejected_inputs.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rejected if r["doc_id"].startswith("rec:")] == ["malformed_jsonl"]
     near = {r["doc_id"]: r["duplicate_of"] for r in removed if r["reason"] == "near_duplicate"}
-    assert all(k.endswith("_near.py") and v == k.replace("_near.py", ".py") for k, v in near.items())
+    assert all(k.endswith("_near.py") and v == k.replace("_near.py", ".py") for k, v in near.items() if k.startswith("lib:"))
 
 
 def test_four_tasks_write_the_same_bytes(single):
