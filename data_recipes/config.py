@@ -159,6 +159,34 @@ class DecontaminationConfig:
 
 
 @dataclass
+class SlurmExecutorConfig:
+    """datatrove's SlurmPipelineExecutor: one job array per stage, chained with afterok dependencies."""
+
+    partition: str = ""  # empty: the cluster's default partition
+    time: str = "04:00:00"  # per task
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: int = 2
+    job_name: str = "corpus"
+    qos: str = ""  # empty: none asked for
+    # bin/activate of the environment on the compute nodes; empty: the running interpreter's.
+    venv: str = ""
+    wait: bool = True  # block until the last stage is done (then print the report), else return after submitting
+    poll_s: float = 2.0
+
+
+@dataclass
+class RayExecutorConfig:
+    """datatrove's RayPipelineExecutor on a running Ray cluster (`ray start --head` first)."""
+
+    address: str = "auto"  # "auto": the running cluster; "local": start one in this process (workers CPUs)
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2.0
+
+
+EXECUTORS = ("local", "slurm", "ray")
+
+
+@dataclass
 class CorpusRecipe:
     name: str = "code_tiny"
     out_dir: str = "data/code_tiny"
@@ -174,7 +202,14 @@ class CorpusRecipe:
     # A chunk (the unit of work, resume and output shard) closes after this many raw bytes or documents.
     chunk_bytes: int = 4_000_000
     chunk_docs: int = 2000
+    # The data engine (datatrove): local (processes here), slurm (job arrays) or ray. `tasks` splits every
+    # stage's work (chunks, key partitions, LSH bands); `workers` bounds the tasks running at once (local).
+    # Neither changes the output.
+    executor: str = "local"
+    tasks: int = 4
     workers: int = 2
+    slurm: SlurmExecutorConfig = field(default_factory=SlurmExecutorConfig)
+    ray: RayExecutorConfig = field(default_factory=RayExecutorConfig)
     # Refuse single files larger than this before reading them (bounded memory); counted as too_large.
     max_file_bytes: int = 10_000_000
     # Seconds between progress lines.
@@ -186,9 +221,11 @@ class CorpusRecipe:
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ConfigError(f"source names must be unique: {names}")
-        if self.workers < 1 or self.chunk_docs < 1 or self.chunk_bytes < 1:
-            raise ConfigError("workers, chunk_docs and chunk_bytes must be >= 1")
+        if self.workers < 1 or self.tasks < 1 or self.chunk_docs < 1 or self.chunk_bytes < 1:
+            raise ConfigError("tasks, workers, chunk_docs and chunk_bytes must be >= 1")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {EXECUTORS}, not {self.executor!r}")
 
 
 # Fields that do not change the output: left out of the resume fingerprint.
-NON_OUTPUT_FIELDS = ("workers", "log_every_s", "out_dir")
+NON_OUTPUT_FIELDS = ("workers", "log_every_s", "out_dir", "executor", "tasks", "slurm", "ray")

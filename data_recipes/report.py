@@ -1,5 +1,5 @@
 """The stage report: per stage, source and language, how many documents and bytes came in, were kept, and
-were removed for which reason. Plain nested dicts so chunk reports written by workers merge exactly."""
+were removed for which reason. Plain nested dicts; the final stage replays every item's verdicts into one."""
 
 from __future__ import annotations
 
@@ -30,18 +30,6 @@ class StageReport:
             cell["bytes_kept"] += n_bytes
         else:
             cell["removed"][removed] = cell["removed"].get(removed, 0) + 1
-
-    def merge(self, other: dict) -> None:
-        for stage, by_source in other.items():
-            for source, by_lang in by_source.items():
-                for lang, cell in by_lang.items():
-                    mine = self.data.setdefault(stage, {}).setdefault(source, {}).setdefault(lang, _cell())
-                    for key in ("docs_in", "bytes_in", "docs_kept", "bytes_kept"):
-                        mine[key] += cell[key]
-                    for reason, n in cell["removed"].items():
-                        mine["removed"][reason] = mine["removed"].get(reason, 0) + n
-                    for note, n in cell.get("notes", {}).items():
-                        mine.setdefault("notes", {})[note] = mine.get("notes", {}).get(note, 0) + n
 
     def to_dict(self) -> dict:
         """Stages in pipeline order, everything else sorted: the same report serialises to the same bytes."""

@@ -71,12 +71,16 @@ def _folder_errors(cfg: SourceConfig, errors: list[OSError]) -> Iterator[Item]:
         yield Item(cfg.name, f"{cfg.name}:{rel}/", rel, reason=f"unreadable folder ({type(e).__name__})")
 
 
-def read_tree(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
-    total = 0
+def read_tree(cfg: SourceConfig, max_file_bytes: int, skip: int = 0) -> Iterator[Item]:
+    """Items of a folder; the first `skip` (all when negative) are placeholders: stat-ed, never opened."""
+    total = n = 0
     errors: list[OSError] = []
     for full, rel in tree_files(cfg, errors):
-        yield from _folder_errors(cfg, errors)
+        for item in _folder_errors(cfg, errors):
+            n += 1
+            yield item
         doc_id = f"{cfg.name}:{rel}"
+        n += 1
         try:
             size = os.stat(full).st_size
         except OSError as e:
@@ -87,6 +91,9 @@ def read_tree(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
         total += size
         if size > max_file_bytes:
             yield Item(cfg.name, doc_id, rel, reason="too_large", n_bytes=size)
+            continue
+        if skip < 0 or n <= skip:
+            yield Item(cfg.name, doc_id, rel, reason="skipped", n_bytes=size)
             continue
         try:
             with open(full, "rb") as f:
@@ -129,7 +136,9 @@ def local_files(cfg: SourceConfig) -> list[str]:
     return sorted(glob.glob(path)) or [path]
 
 
-def read_jsonl(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
+def read_jsonl(cfg: SourceConfig, max_file_bytes: int, skip: int = 0) -> Iterator[Item]:
+    """Records of JSONL files; the first `skip` items are unparsed placeholders (lines only counted)."""
+    n = 0
     for file in local_files(cfg):
         name = os.path.basename(file)
         try:
@@ -142,6 +151,10 @@ def read_jsonl(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
                 doc_id = f"{cfg.name}:{name}:{lineno}"
                 if not raw.strip():
                     continue  # blank separator lines are not records
+                n += 1
+                if n <= skip:
+                    yield Item(cfg.name, doc_id, "", reason="skipped", n_bytes=len(raw))
+                    continue
                 if len(raw) > max_file_bytes:
                     yield Item(cfg.name, doc_id, "", reason="too_large", n_bytes=len(raw))
                     continue

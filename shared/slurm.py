@@ -10,9 +10,13 @@ prints it instead). The script:
   LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, which the recipes read;
 - is `--requeue`d: on preemption Slurm requeues it, and near the time limit (USR1) it requeues itself; the
   requeued job runs the same recipe command, which resumes the run from its last checkpoint.
+`--gpus-per-node 0` requests no GPU: one CPU rank per node. On submission it prints sbatch's own
+"Submitted batch job <id>" line on stdout (the script's path goes to stderr).
 
 Recipes: code-pretrain, code-sft, math-sft, math-rft (or their module names) and `watch <run-dir>` (the
-checkpoint watcher, one GPU on one node).
+checkpoint watcher, one GPU on one node). `watch <run-dir> --every S [--follow-job ID]` is a recurring job:
+each submission makes one pass over the pending checkpoints and submits itself again to begin S seconds later,
+until job ID has left the queue (or, without --follow-job, until the run has its export/).
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ class SlurmJob:
     env: dict[str, str] = field(default_factory=dict)
     signal_lead_s: int = 300
     watch_args: str = ""
+    every_s: int | None = None  # watch: recur every S seconds (one pass per submission)
+    follow_job: str | None = None  # watch with every_s: stop recurring once this job has left the queue
+    hold: bool = False  # submit held (released with `scontrol release <id>`)
 
     @property
     def spec(self) -> SlurmRecipe:
@@ -96,6 +103,12 @@ class SlurmJob:
             raise SlurmError("--launcher must be torchrun or deepspeed")
         if self.recipe == "watch" and (self.config is None or self.nodes != 1):
             raise SlurmError("watch takes a run folder (`just slurm watch runs/<recipe>/<run>`) and one node")
+        if (self.every_s is not None or self.follow_job) and self.recipe != "watch":
+            raise SlurmError("--every and --follow-job are for `watch`")
+        if self.every_s is not None and self.every_s < 1:
+            raise SlurmError("--every must be >= 1 second")
+        if self.follow_job and (self.every_s is None or not self.follow_job.isdigit()):
+            raise SlurmError("--follow-job takes a job id and needs --every")
         for item in self.overrides:
             if "=" not in item:
                 raise SlurmError(f"override {item!r} is not key=value")
@@ -123,6 +136,8 @@ def sbatch_options(job: SlurmJob) -> str:
     ]
     if job.gpus:
         lines.append(f"--gpus-per-node={job.gpus}")
+    if job.hold:
+        lines.append("--hold")
     optional = {"cpus-per-task": job.cpus_per_task, "partition": job.partition, "account": job.account,
                 "qos": job.qos, "mem": job.mem}
     lines += [f"--{key}={value}" for key, value in optional.items() if value]
@@ -131,7 +146,8 @@ def sbatch_options(job: SlurmJob) -> str:
 
 def recipe_arguments(job: SlurmJob) -> list[str]:
     if job.recipe == "watch":
-        return [job.config or "", *shlex.split(job.watch_args)]
+        once = ["--once"] if job.every_s is not None else []
+        return [job.config or "", *once, *shlex.split(job.watch_args)]
     return ([job.config] if job.config else []) + job.overrides
 
 
@@ -169,7 +185,8 @@ def render(job: SlurmJob) -> str:
         "workdir": shlex.quote(job.workdir), "logs_dir": shlex.quote(job.logs_dir),
         "signal_lead_s": str(job.signal_lead_s), "sbatch_options": sbatch_options(job),
         "env_exports": "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
-        "launch_command": launch_command(job),
+        "launch_command": launch_command(job), "run_dir_q": shlex.quote(job.config or ""),
+        "every_s": str(job.every_s or ""), "follow_job": job.follow_job or "",
     }
     for part in ("setup", "distributed", "requeue"):
         path = TEMPLATES / f"_{part}.sh.tmpl"
@@ -190,7 +207,8 @@ def submit(job: SlurmJob, script: str) -> str:
     done = subprocess.run([sbatch, str(path)], capture_output=True, text=True, cwd=job.workdir)
     if done.returncode != 0:
         raise SlurmError(f"sbatch failed ({done.returncode}): {done.stderr.strip()}")
-    return f"{done.stdout.strip()} (script {path})"
+    print(f"slurm: script {path}", file=sys.stderr)
+    return done.stdout.strip()
 
 
 def parse_args(argv: list[str] | None) -> tuple[SlurmJob, bool]:
@@ -213,6 +231,9 @@ def parse_args(argv: list[str] | None) -> tuple[SlurmJob, bool]:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--signal-lead", type=int, default=300, help="seconds before the time limit to requeue")
     parser.add_argument("--watch-args", default="", help="extra eval.watch flags, e.g. '--interval 600'")
+    parser.add_argument("--every", type=int, help="watch: recurring job, one pass every S seconds")
+    parser.add_argument("--follow-job", help="watch --every: recur until this (training) job leaves the queue")
+    parser.add_argument("--hold", action="store_true", help="submit held; `scontrol release <id>` starts it")
     parser.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
     a = parser.parse_args(argv)
     recipe = MODULES.get(a.recipe, a.recipe)
@@ -225,7 +246,8 @@ def parse_args(argv: list[str] | None) -> tuple[SlurmJob, bool]:
                    cpus_per_task=a.cpus_per_task, partition=a.partition, account=a.account, qos=a.qos,
                    time=a.time, mem=a.mem, job_name=a.job_name, launcher=a.launcher, logs_dir=a.logs_dir,
                    python=a.python, workdir=a.workdir, env=dict(e.split("=", 1) for e in a.env),
-                   signal_lead_s=a.signal_lead, watch_args=a.watch_args)
+                   signal_lead_s=a.signal_lead, watch_args=a.watch_args, every_s=a.every,
+                   follow_job=a.follow_job, hold=a.hold)
     return job, a.dry_run
 
 

@@ -132,3 +132,16 @@ def test_time_limit_signal_stops_the_step_and_requeues(tmp_path):
     assert proc.returncode == 0, out
     assert (record / "scontrol").read_text().split() == ["requeue", "4242"]
     assert "time limit near" in out
+
+
+def test_recurring_watcher_script_and_its_arguments(tmp_path):
+    job, _ = parse_args(["watch", "runs/math-sft/big", "--every", "600", "--follow-job", "1234", "--gpus-per-node", "0"])
+    script = render(job)
+    bash_syntax_ok(script, tmp_path)
+    assert launch_words(script)[1:] == ["-m", "eval.watch", "runs/math-sft/big", "--once"]
+    assert 'EVERY="600"' in script and 'FOLLOW_JOB="1234"' in script and 'sbatch --begin="now+${EVERY}" "$0"' in script
+    assert "--gpus-per-node" not in script  # G = 0: no GPU asked for
+    with pytest.raises(SlurmError, match="--every and --follow-job are for `watch`"):
+        render(SlurmJob(recipe="math-sft", every_s=60))
+    with pytest.raises(SlurmError, match="needs --every"):
+        render(SlurmJob(recipe="watch", config="runs/x", follow_job="12"))
