@@ -50,7 +50,7 @@ import torch
 from transformers import GenerationConfig, Qwen2Config
 
 from shared.qwen_v1_tokenizer import VOCAB_FILE, load_v1_tokenizer
-from shared.tokenizer import cache_root
+from shared.tokenizer import ENDOFTEXT, IM_END, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,9 @@ def convert_checkpoint(src: Path, dst: Path) -> Path:
     if not vocab.is_file():
         raise QwenV1ConversionError(f"{src}: no {VOCAB_FILE} (the Qwen v1 vocabulary)")
     tokenizer = load_v1_tokenizer(vocab)
-    eod = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    eod = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+    if not isinstance(eod, int):
+        raise QwenV1ConversionError(f"{vocab}: no {ENDOFTEXT} token")
     config.bos_token_id = config.eos_token_id = config.pad_token_id = eod
     dst.mkdir(parents=True)
     weight_map, total, dtype = {}, 0, torch.float32
@@ -196,7 +198,7 @@ def convert_checkpoint(src: Path, dst: Path) -> Path:
         (dst / next(iter(weight_map.values()))).rename(dst / "model.safetensors")
     config.dtype = str(dtype).removeprefix("torch.")  # as stored (the released checkpoints: bf16)
     config.save_pretrained(str(dst))
-    stops = [eod, tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    stops = [eod, tokenizer.convert_tokens_to_ids(IM_END)]
     GenerationConfig(bos_token_id=eod, eos_token_id=stops, pad_token_id=eod).save_pretrained(str(dst))
     tokenizer.save_pretrained(str(dst))
     (dst / "converted_from.json").write_text(json.dumps({"source": str(src), "qwen_v1_config": v1}, indent=2))

@@ -72,7 +72,7 @@ def probe_separation(model: torch.nn.Module, name: str = "") -> ProbeResult:
     """Doc B's logits packed after doc A (positions restarting) vs alone, called as the trainer calls the model."""
     t0 = time.perf_counter()
     config = getattr(model, "config", None)
-    vocab = int(getattr(config, "vocab_size", 0) or model.get_input_embeddings().weight.shape[0])
+    vocab = int(getattr(config, "vocab_size", 0) or 256)
     param = next(model.parameters())
     was_training = model.training
     model.eval()  # dropout would make the two forwards differ

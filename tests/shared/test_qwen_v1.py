@@ -20,6 +20,7 @@ from shared.modeling import load_model, load_tokenizer
 from shared.packing import collate_rows
 from shared.qwen_v1 import QwenV1ConversionError, convert_checkpoint, resolve_checkpoint
 from shared.separation_probe import REPORT_FILE
+from shared.tokenizer import cache_root
 from shared.trainer import Trainer
 from tests.shared.trainer_helpers import ROOT, one_thread, tiny_config, write_chat_jsonl  # noqa: F401
 
@@ -119,8 +120,13 @@ def v1_reference_logits(sd: dict[str, torch.Tensor], cfg: dict, ids: torch.Tenso
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path_factory, monkeypatch):
-    """Conversions land in a per-session cache (the tokenizer conversion is then paid once per session)."""
-    monkeypatch.setenv("QWEN_SPECIALISTS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    """Converted checkpoints land in a per-session cache; converted tokenizers in the user's (paid once)."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    if not cache.exists():
+        cache.mkdir()
+        (cache_root() / "tokenizers").mkdir(parents=True, exist_ok=True)
+        (cache / "tokenizers").symlink_to(cache_root() / "tokenizers")
+    monkeypatch.setenv("QWEN_SPECIALISTS_CACHE", str(cache))
 
 
 @pytest.mark.parametrize("sharded", [False, True])
