@@ -29,10 +29,10 @@ no_bias = false, scale_attn_weights = false, emb_dropout_prob > 0.
 
 What does not carry over: use_dynamic_ntk and use_logn_attn. In v1's code both act only at inference
 (never in training mode) and only past config.seq_length tokens: NTK-aware rotary base scaling and a log-n
-factor on the queries, for length extrapolation. Within seq_length (8192 for Qwen-7B, 2048 for Qwen-14B) v1 and
+factor on the queries, for length extrapolation. Within seq_length (8192 in Qwen-7B's config.json) v1 and
 the converted model compute the same thing. Training at 8192 tokens is therefore unchanged (v1 trains with
-plain rotary too); evaluation prompts past seq_length (Qwen-14B: past 2048 tokens, none of HumanEval, MBPP,
-GSM8K or MATH) see plain rotary, where v1's inference code would have rescaled it.
+plain rotary too); prompts longer than seq_length (none of HumanEval, MBPP, GSM8K or MATH come near 2048
+tokens) see plain rotary where v1's inference code would have rescaled it.
 """
 
 from __future__ import annotations
@@ -170,6 +170,10 @@ def convert_checkpoint(src: Path, dst: Path) -> Path:
     if v1 is None:
         raise QwenV1ConversionError(f"{src} is not a Qwen v1 checkpoint (config.json model_type != 'qwen')")
     config = qwen2_config(v1)  # refuses what Qwen2 cannot express before any work
+    if v1.get("use_dynamic_ntk") or v1.get("use_logn_attn"):
+        log.warning("%s: dynamic NTK / log-n attention scaling are not carried over (inference-time length "
+                    "extrapolation past seq_length=%s tokens); the Qwen2 model uses plain rotary at every length",
+                    src, v1.get("seq_length"))
     vocab = src / VOCAB_FILE
     if not vocab.is_file():
         raise QwenV1ConversionError(f"{src}: no {VOCAB_FILE} (the Qwen v1 vocabulary)")
