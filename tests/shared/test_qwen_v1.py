@@ -148,10 +148,12 @@ def test_converted_logits_equal_the_v1_architecture(tmp_path, sharded):
     assert resolve_checkpoint(str(src)) == resolve_checkpoint(str(src))
 
 
-def test_converted_checkpoint_trains_and_exports_as_qwen2(tmp_path):
+@pytest.mark.parametrize("zero_stage", [0, 3])
+def test_converted_checkpoint_trains_and_exports_as_qwen2(tmp_path, zero_stage):
     src = tmp_path / "Qwen-tiny"
     write_v1_checkpoint(src, V1_CONFIG, sharded=True)
-    cfg = tiny_config(tmp_path / "runs", f"model.name_or_path={src}", "train.max_steps=2", "train.seq_len=96")
+    cfg = tiny_config(tmp_path / "runs", f"model.name_or_path={src}", "train.max_steps=2", "train.seq_len=96",
+                      f"train.zero_stage={zero_stage}")
     tok = load_tokenizer(cfg.model)
     data = sft_dataset([write_chat_jsonl(tmp_path / "chat.jsonl", n=16)], tok,
                        ChatDataConfig(default_system_prompt=None), cfg.train.seq_len)
