@@ -68,3 +68,23 @@ def test_malformed_vocabulary_line_names_file_and_line(tmp_path):
     bad.write_text("IQ== 0\nnot-base64!! 1\n")
     with pytest.raises(ValueError, match=rf"{VOCAB_FILE}:2"):
         read_tiktoken_ranks(bad)
+
+
+def test_public_eval_sets_tokenize_as_tiktoken_and_qwen2(tokenizers, shared_data):
+    """Real text someone else wrote: GSM8K test, MATH-500 and HumanEvalPack in six languages, ids compared per text."""
+    ours, v1, qwen2 = tokenizers
+    texts = []
+    for line in shared_data("gsm8k", "test.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        texts.append(r["question"] + "\n" + r["answer"])
+    for line in shared_data("math", "math500_test.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        texts.append(r["problem"] + "\n" + r["solution"])
+    for lang in ("python", "javascript", "java", "go", "cpp", "rust"):
+        for line in shared_data("humanevalpack", f"{lang}.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            texts.append(r["prompt"] + r["canonical_solution"])
+    ids = ours(texts, add_special_tokens=False)["input_ids"]
+    assert ids == [v1.encode(t) for t in texts]
+    assert ids == qwen2(texts, add_special_tokens=False)["input_ids"]
+    assert len(texts) == 1319 + 500 + 6 * 164
