@@ -140,7 +140,9 @@ def _generate_vllm(model: str, prompts: list[str], *, n: int, temperature: float
                    system_prompt: str | None) -> list[list[str]]:  # pragma: no cover - needs a GPU and vLLM
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=model, seed=seed)
+    from shared.qwen_v1 import resolve_checkpoint
+
+    llm = LLM(model=resolve_checkpoint(model), seed=seed)  # a Qwen v1 checkpoint: its converted Qwen2 copy
     texts = render_prompts(llm.get_tokenizer(), prompts, chat, system_prompt)
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
                             stop=stop or None, seed=seed)

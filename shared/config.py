@@ -53,6 +53,9 @@ class ModelConfig:
     attn_implementation: str = "auto"
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
+    # When the separation probe finds that packed documents attend to each other (shared/separation_probe.py):
+    # false stops the run; true trains on one padded row per document instead, recorded in the run folder.
+    allow_padded_fallback: bool = False
 
     def validate(self) -> None:
         allowed = {"auto", "flash_attention_2", "sdpa", "eager"}

@@ -1,4 +1,8 @@
-"""Load any Hugging Face causal LM (hub name or local path) or build the tiny Qwen2 preset; load its tokenizer."""
+"""Load any Hugging Face causal LM (hub name or local path) or build the tiny Qwen2 preset; load its tokenizer.
+
+A Qwen (v1) checkpoint (model_type "qwen", e.g. Qwen/Qwen-7B) is converted once into the native Qwen2 format
+(shared/qwen_v1.py) and loaded from there, model and tokenizer alike: no remote code.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from transformers import (
 )
 
 from shared.config import ModelConfig
+from shared.qwen_v1 import resolve_checkpoint
 from shared.tokenizer import ensure_chat_template, load_tiny_tokenizer
 
 log = logging.getLogger(__name__)
@@ -48,7 +53,7 @@ def load_tokenizer(cfg: ModelConfig):
     if name in ("tiny", "tiny-bpe"):
         tok = load_tiny_tokenizer(cfg.tiny_vocab_size)
     else:
-        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(resolve_checkpoint(name), trust_remote_code=cfg.trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in tok.get_vocab() else tok.eos_token
     ensure_chat_template(tok)
@@ -93,7 +98,7 @@ def load_model(
         )
     else:
         model = AutoModelForCausalLM.from_pretrained(
-            cfg.name_or_path, dtype=dtype, attn_implementation=attn, trust_remote_code=cfg.trust_remote_code
+            resolve_checkpoint(cfg.name_or_path), dtype=dtype, attn_implementation=attn, trust_remote_code=cfg.trust_remote_code
         )
     if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))

@@ -61,6 +61,7 @@ from shared.packed_loss import packed_loss_sum
 from shared.packing import collate_rows
 from shared.resume import resume
 from shared.schedules import build_scheduler
+from shared.separation_probe import packing_guard, unpack_rows
 
 if TYPE_CHECKING:
     from deepspeed import DeepSpeedEngine
@@ -187,6 +188,7 @@ class Trainer:
         self.model.to(self.dist.device)
         # Per-document attention without a dense block mask where no flash-attention kernel does it.
         self.packed_attention = use_packed_attention(self.model)
+        self.unpack_documents = packing_guard(self.model, self.cfg, self.run_dir, self.dist.is_main)
         self.frozen = freeze_parameters(self.model, t.freeze)
         self.flops_per_token = flops_per_token(self.model, t.seq_len)
         optimizer = build_optimizer(self.model, self.cfg)
@@ -253,6 +255,8 @@ class Trainer:
         for indices in micro:
             rows = [self.dataset[i] for i in indices]
             n_real += sum(real_tokens(r, self.tokenizer.pad_token_id) for r in rows)
+            if self.unpack_documents:  # the model mixes packed documents: one padded row per document
+                rows = unpack_rows(rows, self.tokenizer.pad_token_id)
             batches.append(collate_rows(rows, self.tokenizer.pad_token_id))
         if self.log_sample_ids:
             self._log_samples(micro)
