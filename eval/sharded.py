@@ -11,8 +11,8 @@ rank made them; across batch sizes they agree up to floating-point differences b
 
 With `work_dir` every rank appends each finished block to `<work_dir>/rank-<r>.jsonl` (one write + fsync); a
 rerun, at any world size, reads every rank file (a torn last line is ignored, and cut from its own file) and
-generates only blocks that are missing. `spec.json` there pins the settings and prompts: another set of
-either is an error, never a silent mix. `release_work_dir` removes it once the caller has written its output.
+generates only blocks that are missing. `spec.json` there pins the settings and each line the hash of its prompt:
+other settings, or another prompt for a task, are an error, never a silent mix. `release_work_dir` removes it once the caller has written its output.
 Without a launcher's process group this is a plain single-process loop.
 """
 
@@ -66,12 +66,15 @@ def rank_and_world() -> tuple[int, int]:
 
 
 def generate_tasks(model: Any, tasks: Sequence[tuple[str, str]], spec: GenerationSpec, *, tokenizer: Any = None,
-                   work_dir: str | Path | None = None, skip: Iterable[str] = (), progress: bool = True,
-                   backend: str = "auto", tensor_parallel_size: int = 1) -> dict[str, list[str]]:
+                   work_dir: str | Path | None = None, skip: Iterable[str] = (), group_size: int | None = None,
+                   progress: bool = True, backend: str = "auto", tensor_parallel_size: int = 1
+                   ) -> dict[str, list[str]]:
     """{task_id: n completions} for every task not in `skip`, on every rank (a collective under torchrun).
 
     model: an open Engine (reused, not closed), a loaded PreTrainedModel (with tokenizer) or a path/hub name
-    (an engine is opened and closed here). Task ids must be unique.
+    (an engine is opened and closed here). Task ids must be unique. group_size: blocks never span groups of
+    that many consecutive tasks (a caller's resume chunks), so a block is the same whichever chunks share a call.
+    skip: tasks whose completions are not wanted; a block holding only such tasks is not generated.
     """
     ids = [t for t, _ in tasks]
     if len(set(ids)) != len(ids):
@@ -84,7 +87,7 @@ def generate_tasks(model: Any, tasks: Sequence[tuple[str, str]], spec: Generatio
                                              spec.system_prompt), strict=True))
         copies = 1 if spec.sampling().greedy else spec.n
         pairs = [(t, j) for t in ids for j in range(copies)]
-        blocks = [pairs[i:i + spec.batch_size] for i in range(0, len(pairs), max(1, spec.batch_size))]
+        blocks = make_blocks(pairs, copies * (group_size or len(ids)), spec.batch_size)
         store = PartsStore(Path(work_dir), spec, texts) if work_dir is not None else None
         mine = _generate_my_blocks(engine, blocks, texts, spec, set(skip), store, progress)
     finally:
@@ -92,6 +95,13 @@ def generate_tasks(model: Any, tasks: Sequence[tuple[str, str]], spec: Generatio
             engine.close()
     done = _all_gather(mine)
     return {t: [done[(t, 0 if copies == 1 else j)] for j in range(spec.n)] for t in ids if t not in set(skip)}
+
+
+def make_blocks(pairs: list[Pair], group: int, batch_size: int) -> list[list[Pair]]:
+    """Consecutive runs of batch_size pairs, cut afresh at every group boundary."""
+    step, group = max(1, batch_size), max(1, group)
+    return [pairs[i:min(i + step, g + group)] for g in range(0, len(pairs), group) for i in range(g, g + group, step)
+            if i < len(pairs)]
 
 
 def _generate_my_blocks(engine: Engine, blocks: list[list[Pair]], texts: dict[str, str], spec: GenerationSpec,
@@ -135,12 +145,12 @@ class PartsStore:
         rank, _ = rank_and_world()
         self.own = root / f"rank-{rank}.jsonl"
         root.mkdir(parents=True, exist_ok=True)
-        fingerprint = {"spec": asdict(spec) | {"stop": list(spec.stop)},
-                       "prompts_sha256": hashlib.sha256(json.dumps(list(texts.items())).encode()).hexdigest()}
+        self.prompt_sha = {t: hashlib.sha256(text.encode()).hexdigest()[:16] for t, text in texts.items()}
+        fingerprint = {"spec": asdict(spec) | {"stop": list(spec.stop)}}
         pinned = root / "spec.json"
         if pinned.exists():
             if json.loads(pinned.read_text()) != fingerprint:
-                raise ValueError(f"{root} holds samples made with other settings or prompts ({pinned}); "
+                raise ValueError(f"{root} holds samples made with other settings ({pinned}); "
                                  "remove it to start over, or rerun with the settings it names")
         elif rank == 0:
             tmp = pinned.with_suffix(f".tmp{os.getpid()}")
@@ -156,14 +166,19 @@ class PartsStore:
             for line_no, line in enumerate(whole.decode("utf-8").splitlines(), start=1):
                 try:
                     row = json.loads(line)
-                    done[(str(row["task_id"]), int(row["index"]))] = row["completion"]
+                    task_id, index, text, sha = str(row["task_id"]), int(row["index"]), row["completion"], row["prompt"]
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                     raise ValueError(f"{path}:{line_no}: malformed generation line ({e}); fix or remove it") from e
+                if task_id in self.prompt_sha and sha != self.prompt_sha[task_id]:
+                    raise ValueError(f"{path}:{line_no}: task {task_id} was generated from another prompt; "
+                                     f"remove {self.root} to start over")
+                done[(task_id, index)] = text
         return done
 
     def append(self, block: int, pairs: list[Pair], texts: list[str]) -> None:
-        payload = "".join(json.dumps({"block": block, "task_id": t, "index": j, "completion": text},
-                                     ensure_ascii=False) + "\n" for (t, j), text in zip(pairs, texts, strict=True))
+        payload = "".join(json.dumps({"block": block, "task_id": t, "index": j, "prompt": self.prompt_sha[t],
+                                      "completion": text}, ensure_ascii=False) + "\n"
+                          for (t, j), text in zip(pairs, texts, strict=True))
         with open(self.own, "ab") as f:
             f.write(payload.encode("utf-8"))
             f.flush()

@@ -112,3 +112,9 @@ def is_main() -> bool:
     if dist.is_initialized():
         return dist.get_rank() == 0
     return os.environ.get("RANK", "0") == "0"
+
+
+def main_then_broadcast(fn, *args, **kwargs):
+    """fn(*args, **kwargs) on rank 0 only (writes happen once), its result handed to every rank."""
+    result = fn(*args, **kwargs) if is_main() else None
+    return broadcast_object(result)

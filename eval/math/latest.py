@@ -82,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("evaluating %s on %s -> %s", run_dir / "export", problems, out)
     eval_args = argparse.Namespace(
         benchmark=args.benchmark, problems=problems, samples=None, model=str(run_dir / "export"), out=str(out),
-        chat=not args.few_shot, n=1, temperature=0.0,
+        chat=not args.few_shot, n=1, temperature=0.0, top_p=1.0,
         max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.benchmark],
         batch_size=args.batch_size, seed=0, limit=args.limit,
     )
     summary = run(eval_args)
+    if summary is None:  # a non-zero rank under torchrun: rank 0 reports
+        return 0
     print(json.dumps({"run": str(run_dir), "out": str(out),
                       **{k: summary[k] for k in ("benchmark", "n_problems", "n_samples", "accuracy")}}))
     return 0

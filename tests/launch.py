@@ -1,0 +1,49 @@
+"""Run a module as a plain process or under torchrun (gloo on CPU), as users do; used by the multi-rank tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.distributed import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+
+
+def command(module: str, args: list[str], ranks: int) -> list[str]:
+    if ranks == 1:
+        return [sys.executable, "-m", module, *args]
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}", f"--master_port={free_port()}",
+            "-m", module, *args]
+
+
+def environment() -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for key in LAUNCHER_VARS:
+        env.pop(key, None)  # torchrun sets its own
+    return env
+
+
+def run(module: str, args: list[str], ranks: int, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run to the end; a failure shows the output."""
+    proc = subprocess.run(command(module, args, ranks), cwd=ROOT, env=environment(), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"{module} on {ranks} rank(s) failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def start(module: str, args: list[str], ranks: int, log: Path) -> subprocess.Popen:
+    """Start in the background (its own process group), output to `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(command(module, args, ranks), cwd=ROOT, env=environment(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process (the rank processes of a torchrun agent)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
