@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.code.latest", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--run", help="a run folder (default: the newest code run with an export)")
+    # --run-dir: torchrun takes a bare --run for an ambiguous abbreviation of its --run-path
+    p.add_argument("--run", "--run-dir", dest="run", help="a run folder (default: the newest code run with an export)")
     p.add_argument("--benchmark", default="humaneval", choices=["humaneval", "mbpp", "humanevalpack"])
     p.add_argument("--language")
     p.add_argument("--problems", help="problems file or hub dataset name (e.g. openai/openai_humaneval)")

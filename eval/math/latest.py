@@ -57,7 +57,8 @@ def export_step(run_dir: Path) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval.math.latest", description=__doc__.split("\n")[0])
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--run", help="a specific run folder instead of the newest")
+    # --run-dir: torchrun takes a bare --run for an ambiguous abbreviation of its --run-path
+    p.add_argument("--run", "--run-dir", dest="run", help="a specific run folder instead of the newest")
     p.add_argument("--benchmark", choices=BENCHMARKS, default="gsm8k",
                    help="gsm8k for the held-out set and GSM8K; math for MATH-500")
     p.add_argument("--problems", help="default: the run's data/heldout.jsonl")
