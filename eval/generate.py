@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, PreTrainedModel, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 log = logging.getLogger(__name__)
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
@@ -136,7 +143,7 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(self, texts: list[str], seeds: list[int], sampling: Sampling) -> list[str]:
-        tok, model = self.tokenizer, self.model
+        tok, model = self.tokenizer, cast(Any, self.model)  # torch's Module.__getattr__ hides generate from mypy
         side = tok.padding_side
         tok.padding_side = "left"  # decoder-only: new tokens must follow every prompt directly
         try:
@@ -146,7 +153,8 @@ class HFEngine:
         enc = {k: v.to(model.device) for k, v in enc.items()}
         prompt_len = enc["input_ids"].shape[1]
         criteria = StoppingCriteriaList([StopOnSequences(tok, sampling.stop, prompt_len)]) if sampling.stop else None
-        processors = None if sampling.greedy else [SeededSampler(seeds, sampling.temperature, sampling.top_p)]
+        processors = None if sampling.greedy else LogitsProcessorList([SeededSampler(seeds, sampling.temperature,
+                                                                                     sampling.top_p)])
         # A fresh config: the model's own generation_config (repetition penalty, top_k ...) must not leak in.
         config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=False, num_beams=1,
                                   pad_token_id=tok.pad_token_id, eos_token_id=stop_token_ids(tok))

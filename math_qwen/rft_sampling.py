@@ -21,9 +21,9 @@ from typing import Any
 
 from eval.math.prompts import CHAT_STOPS
 from eval.sharded import GenerationSpec, generate_tasks, rank_and_world, release_work_dir
-from shared.distributed import broadcast_object
 from math_qwen.rft_filter import count_reasons, filter_samples
 from math_qwen.rft_problems import Problem
+from shared.distributed import broadcast_object
 
 log = logging.getLogger(__name__)
 

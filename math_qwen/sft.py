@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from math_qwen.data import MathDataConfig, PreparedData, math_sft_dataset, prepare_data
-from shared.distributed import init_distributed
 from math_qwen.heldout_eval import HeldoutEvalConfig, eval_device, evaluate_heldout, write_run_summary
 from shared.config import RunConfig, parse_cli
+from shared.distributed import init_distributed
 from shared.modeling import load_model, load_tokenizer
 from shared.trainer import Trainer
 

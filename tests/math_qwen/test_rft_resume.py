@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from eval.generate import HFEngine
 from math_qwen.data import SyntheticDataConfig, prepare_synthetic
 from math_qwen.rft_problems import read_problems
-from eval.generate import HFEngine
 from math_qwen.rft_sampling import SamplingConfig, read_finished, sample_problems
 from shared.config import ModelConfig, TinyModelConfig
 from shared.modeling import load_model, load_tokenizer
