@@ -36,6 +36,22 @@ def run(module: str, args: list[str], ranks: int, timeout: float = 300) -> subpr
     return proc
 
 
+def run_here(module: str, args: list[str]) -> None:
+    """The same command as one plain process, in this (already warm) interpreter: no start-up cost."""
+    import importlib
+
+    import torch
+
+    package = importlib.import_module(module)
+    main = getattr(package, "main", None) or importlib.import_module(module + ".__main__").main
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(args) in (0, None)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def start(module: str, args: list[str], ranks: int, log: Path) -> subprocess.Popen:
     """Start in the background (its own process group), output to `log`."""
     with open(log, "wb") as out:

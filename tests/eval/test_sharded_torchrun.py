@@ -54,8 +54,8 @@ def samples_of(out: Path) -> bytes:
 
 
 def test_eval_math_two_ranks_equal_one(assets, tmp_path):
-    for ranks in (1, 2):
-        launch.run("eval.math", math_args(assets, tmp_path / f"r{ranks}", limit=5, batch_size=4), ranks)
+    launch.run_here("eval.math", math_args(assets, tmp_path / "r1", limit=5, batch_size=4))
+    launch.run("eval.math", math_args(assets, tmp_path / "r2", limit=5, batch_size=4), 2)
     one, two = samples_of(tmp_path / "r1"), samples_of(tmp_path / "r2")
     assert one == two
     ids = [json.loads(line)["task_id"] for line in one.splitlines()]
@@ -66,11 +66,13 @@ def test_eval_math_two_ranks_equal_one(assets, tmp_path):
 
 
 def test_eval_code_two_ranks_equal_one(assets, tmp_path):
-    for ranks in (1, 2):
-        launch.run("eval.code", ["--benchmark", "humaneval", "--problems", str(assets / "code.jsonl"),
-                                 "--model", str(assets / "model"), "--out", str(tmp_path / f"r{ranks}"),
-                                 "--num-samples", "2", "--temperature", "0.8", "--max-new-tokens", "6",
-                                 "--batch-size", "3", "--seed", "1", "--quiet", "--sandbox", "none"], ranks)
+    def args(out: str) -> list[str]:
+        return ["--benchmark", "humaneval", "--problems", str(assets / "code.jsonl"), "--model", str(assets / "model"),
+                "--out", str(tmp_path / out), "--num-samples", "2", "--temperature", "0.8", "--max-new-tokens", "6",
+                "--batch-size", "3", "--seed", "1", "--quiet", "--sandbox", "none"]
+
+    launch.run_here("eval.code", args("r1"))
+    launch.run("eval.code", args("r2"), 2)
     one, two = samples_of(tmp_path / "r1"), samples_of(tmp_path / "r2")
     assert one == two and len(one.splitlines()) == 6
     summaries = [json.loads((tmp_path / f"r{r}" / "summary.json").read_text()) for r in (1, 2)]
@@ -97,5 +99,5 @@ def test_rank_killed_mid_sampling_then_rerun_gives_the_same_bytes(assets, tmp_pa
     rerun = launch.run("eval.math", args, 2)  # the same job again: continues from the parts of both ranks
     todo = [tuple(map(int, m)) for m in re.findall(r"rank \d/2: (\d+) of my (\d+) blocks", rerun.stderr)]
     assert len(todo) == 2 and sum(mine - left for left, mine in todo) == written  # nothing redrawn
-    launch.run("eval.math", math_args(assets, tmp_path / "whole", limit=24, batch_size=1, max_new_tokens=12), 1)
+    launch.run_here("eval.math", math_args(assets, tmp_path / "whole", limit=24, batch_size=1, max_new_tokens=12))
     assert samples_of(out) == samples_of(tmp_path / "whole")

@@ -29,8 +29,11 @@ def test_rft_two_ranks_sample_and_write_like_one(tmp_path):
     load_model(tiny, tok, precision="fp32", seed=0).save_pretrained(tmp_path / "sampler")
     tok.save_pretrained(tmp_path / "sampler")
     for ranks in (1, 2):
-        launch.run("math_qwen.rft", [*SMALL, f"runs_dir={tmp_path / f'runs{ranks}'}", "run_name=t",
-                                     f"rft.sampler={tmp_path / 'sampler'}"], ranks, timeout=600)
+        args = [*SMALL, f"runs_dir={tmp_path / f'runs{ranks}'}", "run_name=t", f"rft.sampler={tmp_path / 'sampler'}"]
+        if ranks == 1:
+            launch.run_here("math_qwen.rft", args)
+        else:
+            launch.run("math_qwen.rft", args, ranks, timeout=600)
     one, two = (tmp_path / f"runs{r}" / "math-rft" / "t" for r in (1, 2))
     for name in ("round-1/samples.jsonl", "round-1/augmented.jsonl"):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
