@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.distributed import free_port
-
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 
@@ -16,13 +14,27 @@ LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT
 def command(module: str, args: list[str], ranks: int) -> list[str]:
     if ranks == 1:
         return [sys.executable, "-m", module, *args]
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}", f"--master_port={free_port()}",
-            "-m", module, *args]
+    # --standalone: torchrun binds a free port itself (no window for another job to take one we picked)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", module,
+            *args]
+
+
+def extensions_dir() -> str:
+    """A torch-extensions cache of this interpreter's own: DeepSpeed JIT-builds its CPU shared-memory comm op
+    (at every process-group start) with include paths spelled through the venv's path, so checkouts whose venvs
+    are different paths to one install rebuild it (minutes of CPU) each time they share one cache directory."""
+    import hashlib
+
+    import torch
+
+    given = os.environ.get("TORCH_EXTENSIONS_DIR")
+    key = hashlib.sha256(str(Path(torch.__file__).parent).encode()).hexdigest()[:12]
+    return given or str(Path.home() / ".cache" / "torch_extensions" / f"venv-{key}")
 
 
 def environment() -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TORCH_EXTENSIONS_DIR": extensions_dir()}
     for key in LAUNCHER_VARS:
         env.pop(key, None)  # torchrun sets its own
     return env
@@ -46,6 +58,7 @@ def run_here(module: str, args: list[str]) -> None:
     main = getattr(package, "main", None) or importlib.import_module(module + ".__main__").main
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    os.environ["TORCH_EXTENSIONS_DIR"] = extensions_dir()
     try:
         assert main(args) in (0, None)
     finally:
