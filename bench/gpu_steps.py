@@ -189,9 +189,7 @@ def _tiny_tokenizer():
 def check_vllm_greedy(args) -> Row:
     if not has("vllm"):
         return Row("vllm_greedy", "skipped", "vLLM not installed")
-    from transformers import AutoModelForCausalLM
-
-    from eval.generate import generate_completions
+    from eval.vllm_check import greedy_agreement
 
     tok = _tiny_tokenizer()
     # A random model's logits are nearly flat; a wider init makes greedy choices clear of kernel-level ties.
@@ -200,15 +198,12 @@ def check_vllm_greedy(args) -> Row:
                  bos_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     export = _export_random(shape, Path(args.workdir) / "tiny-export", tok)
     prompts = [f"Question {i}: what is {i} plus {2 * i}?" for i in range(32)]
-    hf_model: Any = AutoModelForCausalLM.from_pretrained(export, dtype=torch.bfloat16)
-    hf_model.to("cuda")
-    hf = generate_completions(hf_model, prompts, tokenizer=tok, temperature=0.0, max_new_tokens=32, progress=False)
-    del hf_model
-    torch.cuda.empty_cache()
-    vl = generate_completions(str(export), prompts, temperature=0.0, max_new_tokens=32)
-    same = sum(a == b for a, b in zip(hf, vl, strict=True))
-    return Row("vllm_greedy", "ok" if same == len(prompts) else "FAIL",
-               f"{same}/{len(prompts)} prompts give identical greedy completions", {"same": same, "n": len(prompts)})
+    # HF (the reference) then vLLM, one engine at a time, vLLM in a child process of its own (eval.vllm_worker)
+    result = greedy_agreement(str(export), prompts, max_new_tokens=32)
+    same = len(prompts) - len(result["mismatches"])  # mismatches lists at most 10: exact when it passes
+    return Row("vllm_greedy", "ok" if result["match"] else "FAIL",
+               f"{same}/{len(prompts)} prompts give identical greedy completions (first 10 mismatches listed)",
+               result)
 
 
 class RandomRows:
@@ -319,7 +314,7 @@ def check_liger_flce(args) -> Row:
 def check_vllm_throughput(args) -> Row:
     if not has("vllm"):
         return Row("vllm_throughput", "skipped", "vLLM not installed")
-    from eval.generate import generate_completions
+    from eval.vllm_check import sampling_throughput
 
     tok = _tiny_tokenizer()
     # 0.5B-shaped layers; the vocabulary is the local tokenizer's (a random model samples every id, and each must
@@ -328,13 +323,7 @@ def check_vllm_throughput(args) -> Row:
                  pad_token_id=tok.pad_token_id)
     export = _export_random(shape, Path(args.workdir) / "half-b-export", tok)
     prompts = [f"Problem {i}: a train leaves at {i} o'clock. Solve step by step." for i in range(64)]
-    times = []
-    for _ in range(2):  # the first call includes the engine start
-        t0 = time.perf_counter()
-        out = generate_completions(str(export), prompts, n=8, temperature=1.0, max_new_tokens=256, seed=0)
-        times.append(time.perf_counter() - t0)
-    samples = sum(len(o) for o in out)
-    rate = samples / times[-1]
-    return Row("vllm_throughput", "ok", f"{rate:.1f} samples/s (64 prompts x 8, <= 256 tokens; first call "
-                                        f"{times[0]:.1f} s with engine start, second {times[1]:.1f} s)",
-               {"samples_per_s": rate, "seconds": times, "samples": samples})
+    # RFT's shape: k = 8 seeded samples per prompt, engine start excluded from the rate
+    result = sampling_throughput(str(export), prompts, k=8, max_new_tokens=256, backend="vllm", temperature=1.0)
+    return Row("vllm_throughput", "ok", f"{result['samples_per_s']:.1f} samples/s (64 prompts x 8, <= 256 tokens, "
+                                        "engine start excluded)", result)

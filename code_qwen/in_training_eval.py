@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import ConfigError
+from shared.distributed import barrier, is_main, main_then_broadcast
 
 log = logging.getLogger(__name__)
 
@@ -98,29 +99,36 @@ def make_eval_hook(cfg: InTrainingEvalConfig, trainer, *, chat: bool, zero_stage
         if cfg.every and step % cfg.every and step != max_steps:
             return
         out = trainer.eval_dir(name, step)
-        if (out / "summary.json").exists():
+        if main_then_broadcast(lambda: (out / "summary.json").exists()):
             return  # evaluated before a resume (or by a watcher)
         # ZeRO 0-2 hold the whole model on every rank: evaluate it in place; ZeRO-3 has only shards, so reload.
         model = trainer.engine.module if zero_stage < 3 else str(hf_dir)
         summary = evaluate_into(out, step, cfg, problems, model, trainer.tokenizer, chat)
+        if not is_main():
+            return
         beside = ckpt_dir / "eval" / name
         beside.mkdir(parents=True, exist_ok=True)
         shutil.copy2(out / "summary.json", beside / "summary.json")
         log.info("step %d: %s pass@1 = %s on %s problems (%s)", step, name, summary.get("pass@1"),
                  summary.get("n_problems"), out)
 
+    hook.all_ranks = True  # type: ignore[attr-defined]  # the trainer calls it on every rank: they share generation
     return hook
 
 
 def evaluate_into(out: Path, step: int, cfg: InTrainingEvalConfig, problems: str, model, tokenizer,
                   chat: bool) -> dict:
-    """Run eval.code into a scratch folder, record the step in its summary, then rename it to `out` (atomic)."""
+    """Run eval.code into a scratch folder, record the step in its summary, then rename it to `out` (atomic).
+
+    On every rank under a launcher: each generates its share, rank 0 executes and writes; all get the summary."""
     import torch
 
     from eval.code.run import evaluate_model_on_subset
 
     scratch = out.with_name(out.name + ".tmp-train")
-    shutil.rmtree(scratch, ignore_errors=True)
+    if is_main():
+        shutil.rmtree(scratch, ignore_errors=True)
+    barrier()  # nobody writes its share into the scratch folder before it is fresh
     # Training with gradient checkpointing turns the KV cache off; generation needs it (else O(n^2) forwards).
     config = getattr(model, "config", None)
     cache_was = getattr(config, "use_cache", None)
@@ -138,7 +146,8 @@ def evaluate_into(out: Path, step: int, cfg: InTrainingEvalConfig, problems: str
     if cfg.problems == LOCAL:
         summary["dataset"] = "local template functions (code_qwen/local_problems.py), not a benchmark"
     summary["step"] = step
-    (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    scratch.rename(out)
+    if is_main():
+        (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        scratch.rename(out)
     return summary

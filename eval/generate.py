@@ -1,9 +1,14 @@
-"""Generate completions for a list of prompts: batched HF transformers (left padding), vLLM when installed.
+"""Generation engines: batched HF transformers (the reference) and vLLM (optional, GPU), one per process per phase.
 
-Shared by eval.code and eval.math. Greedy or sampled (n per prompt, temperature, top-p), stop sequences
-end a sequence early (a stopping criterion) and are cut from the text, chat=True renders each prompt as a
-ChatML user turn with the tokenizer's chat template. vLLM is used only when it is installed, a GPU is
-there and the model is given by name or path; it is never required.
+An engine turns rendered prompt texts into completions, one per text, each with its own seed: sampling draws
+from a generator seeded by that seed alone (HF: `SeededSampler`, one uniform per sequence per step; vLLM: the
+request's own `seed`), so a sample does not depend on which other prompts share its batch. Stop sequences end a
+sequence early and are cut from the text; `<|im_end|>` and `<|endoftext|>` (and the tokenizer's eos) stop it
+on both paths. eval/sharded.py owns which (task, sample) pairs a process generates; this module only generates.
+
+Lifecycle: `open_engine` loads the model once; callers reuse the engine for every chunk of a phase and `close()`
+it before training. vLLM always runs in a child process (eval/vllm_worker.py): it is never started inside a
+process that holds a DeepSpeed engine, and closing it returns all its GPU memory (the child exits).
 """
 
 from __future__ import annotations
@@ -11,13 +16,43 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Sequence
-from typing import Any, TypeGuard, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import torch
-from tqdm import tqdm
-from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 log = logging.getLogger(__name__)
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How each sequence is decoded: greedy when temperature <= 0."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+class Engine(Protocol):
+    tokenizer: Any
+
+    def generate(self, texts: list[str], seeds: list[int], sampling: Sampling) -> list[str]: ...
+
+    def close(self) -> None: ...
 
 
 def truncate_at_stop(text: str, stop: Sequence[str] | None) -> str:
@@ -42,6 +77,32 @@ class StopOnSequences(StoppingCriteria):
         return cast(torch.BoolTensor, torch.tensor(done, dtype=torch.bool, device=input_ids.device))
 
 
+class SeededSampler(LogitsProcessor):
+    """Temperature + top-p sampling where row i draws from its own generator (seed i): batch-independent.
+
+    Returns scores that are -inf except at the drawn token, so `generate(do_sample=False)` takes it. One float64
+    uniform per row per step picks the token by inverse CDF over the (top-p filtered) probabilities.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float):
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.double() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            ordered, order = probs.sort(dim=-1, descending=True, stable=True)
+            before = ordered.cumsum(dim=-1) - ordered  # mass of the more likely tokens
+            ordered = ordered.masked_fill(before >= self.top_p, 0.0)  # keeps at least the most likely one
+            probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
+        cdf = probs.cumsum(dim=-1)
+        u = torch.stack([1.0 - torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])  # (0, 1]
+        target = (u.to(cdf.device) * cdf[:, -1]).unsqueeze(1)
+        choice = torch.searchsorted(cdf, target).clamp_(max=cdf.shape[1] - 1)
+        out = torch.full_like(scores, float("-inf"))
+        return cast(torch.FloatTensor, out.scatter_(1, choice, 0.0))
+
+
 def render_prompts(tokenizer, prompts: Sequence[str], chat: bool, system_prompt: str | None) -> list[str]:
     if not chat:
         return list(prompts)
@@ -53,98 +114,97 @@ def render_prompts(tokenizer, prompts: Sequence[str], chat: bool, system_prompt:
     return rendered
 
 
-def _load(model: str | PreTrainedModel, tokenizer) -> tuple[PreTrainedModel, Any]:
-    from shared.config import ModelConfig
-    from shared.modeling import load_model, load_tokenizer
-
-    if isinstance(model, str):
-        cfg = ModelConfig(name_or_path=model)
-        tokenizer = tokenizer or load_tokenizer(cfg)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        # PreTrainedModel.to is decorated with functools.wraps(Module.to), which hides the bound self from mypy
-        loaded = load_model(cfg, tokenizer, device=device).to(device)  # type: ignore[arg-type]
-    elif tokenizer is None:
-        raise ValueError("generate_completions: pass the tokenizer along with a loaded model")
-    else:
-        loaded = model
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return loaded, tokenizer
-
-
-def _eos_ids(tokenizer) -> list[int]:
+def stop_token_ids(tokenizer) -> list[int]:
+    """eos plus the ids of <|im_end|> and <|endoftext|>: a base export whose eos is one must stop at the other."""
     ids = {tokenizer.eos_token_id}
-    for special in ("<|im_end|>", "<|endoftext|>"):
+    for special in STOP_TOKENS:
         tid = tokenizer.convert_tokens_to_ids(special)
         if isinstance(tid, int) and tid != tokenizer.unk_token_id:
             ids.add(tid)
     return sorted(i for i in ids if i is not None)
 
 
-def _use_vllm(model: str | PreTrainedModel) -> TypeGuard[str]:
-    return isinstance(model, str) and torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+def default_device() -> torch.device:
+    """This process's GPU (LOCAL_RANK under a launcher) or the CPU."""
+    import os
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
-def generate_completions(model: str | PreTrainedModel, prompts: list[str], *, tokenizer=None, n: int = 1,
-                         temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 512,
-                         stop: list[str] | None = None, batch_size: int = 8, seed: int = 0, chat: bool = False,
-                         system_prompt: str | None = None, progress: bool = True) -> list[list[str]]:
-    """n completions for each prompt (outer list follows `prompts`), stop sequences cut off."""
-    if not prompts:
-        return []
-    if _use_vllm(model):
-        return _generate_vllm(model, prompts, n=n, temperature=temperature, top_p=top_p,
-                              max_new_tokens=max_new_tokens, stop=stop, seed=seed, chat=chat,
-                              system_prompt=system_prompt)
-    model, tokenizer = _load(model, tokenizer)
-    texts = render_prompts(tokenizer, prompts, chat, system_prompt)
-    greedy = temperature <= 0
-    copies = 1 if greedy else n  # greedy samples are identical: decode once, repeat
-    jobs = [(i, text) for i, text in enumerate(texts) for _ in range(copies)]
-    outputs: list[list[str]] = [[] for _ in prompts]
-    model.eval()
-    bar = tqdm(total=len(jobs), desc="generating", unit="seq", disable=not progress)
-    for start in range(0, len(jobs), batch_size):
-        batch = jobs[start:start + batch_size]
-        decoded = _generate_batch(model, tokenizer, [t for _, t in batch], greedy=greedy,
-                                  temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                  stop=stop, seed=seed + start)
-        for (i, _), text in zip(batch, decoded, strict=True):
-            outputs[i].append(truncate_at_stop(text, stop))
-        bar.update(len(batch))
-    bar.close()
-    return [o * n if greedy else o for o in outputs]
+class HFEngine:
+    """transformers generate with left padding; the reference every other path must match greedily."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    @torch.no_grad()
+    def generate(self, texts: list[str], seeds: list[int], sampling: Sampling) -> list[str]:
+        tok, model = self.tokenizer, cast(Any, self.model)  # torch's Module.__getattr__ hides generate from mypy
+        side = tok.padding_side
+        tok.padding_side = "left"  # decoder-only: new tokens must follow every prompt directly
+        try:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            tok.padding_side = side
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        prompt_len = enc["input_ids"].shape[1]
+        criteria = StoppingCriteriaList([StopOnSequences(tok, sampling.stop, prompt_len)]) if sampling.stop else None
+        processors = None if sampling.greedy else LogitsProcessorList([SeededSampler(seeds, sampling.temperature,
+                                                                                     sampling.top_p)])
+        # A fresh config: the model's own generation_config (repetition penalty, top_k ...) must not leak in.
+        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=False, num_beams=1,
+                                  pad_token_id=tok.pad_token_id, eos_token_id=stop_token_ids(tok))
+        was_training = model.training
+        model.eval()
+        try:
+            out = model.generate(**enc, generation_config=config, stopping_criteria=criteria,
+                                 logits_processor=processors)
+        finally:
+            model.train(was_training)
+        decoded = tok.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+        return [truncate_at_stop(t, sampling.stop) for t in decoded]
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
 
 
-@torch.no_grad()
-def _generate_batch(model, tokenizer, texts: list[str], *, greedy: bool, temperature: float, top_p: float,
-                    max_new_tokens: int, stop: list[str] | None, seed: int) -> list[str]:
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # decoder-only: new tokens must follow every prompt directly
-    try:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
-    enc = {k: v.to(model.device) for k, v in enc.items()}
-    prompt_len = enc["input_ids"].shape[1]
-    criteria = StoppingCriteriaList([StopOnSequences(tokenizer, stop, prompt_len)]) if stop else None
-    torch.manual_seed(seed)
-    sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}
-    out = model.generate(**enc, do_sample=not greedy, max_new_tokens=max_new_tokens, stopping_criteria=criteria,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=_eos_ids(tokenizer), **sampling)
-    return tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+def vllm_available() -> bool:
+    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
 
 
-def _generate_vllm(model: str, prompts: list[str], *, n: int, temperature: float, top_p: float,
-                   max_new_tokens: int, stop: list[str] | None, seed: int, chat: bool,
-                   system_prompt: str | None) -> list[list[str]]:  # pragma: no cover - needs a GPU and vLLM
-    from vllm import LLM, SamplingParams
+def is_engine(obj: Any) -> bool:
+    from eval.vllm_worker import VLLMEngine
 
-    from shared.qwen_v1 import resolve_checkpoint
+    return isinstance(obj, HFEngine | VLLMEngine)
 
-    llm = LLM(model=resolve_checkpoint(model), seed=seed)  # a Qwen v1 checkpoint: its converted Qwen2 copy
-    texts = render_prompts(llm.get_tokenizer(), prompts, chat, system_prompt)
-    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                            stop=stop or None, seed=seed)
-    log.info("generating with vLLM: %d prompts x %d", len(prompts), n)
-    return [[truncate_at_stop(o.text, stop) for o in r.outputs] for r in llm.generate(texts, params)]
+
+def open_engine(model: str | PreTrainedModel, tokenizer=None, *, backend: str = "auto",
+                tensor_parallel_size: int = 1) -> Engine:
+    """An engine for a path/hub name or a loaded model. backend: auto (vLLM for a path when installed with a
+    GPU, else HF), hf or vllm (an error when it cannot run)."""
+    if backend not in ("auto", "hf", "vllm"):
+        raise ValueError(f"generation backend must be auto, hf or vllm, got {backend!r}")
+    from shared.config import ModelConfig
+    from shared.modeling import load_model, load_tokenizer
+
+    if isinstance(model, str):
+        tokenizer = tokenizer or load_tokenizer(ModelConfig(name_or_path=model))
+        if backend == "vllm" or (backend == "auto" and vllm_available()):
+            if not vllm_available():
+                raise RuntimeError("generation backend vllm needs vllm installed and a CUDA GPU")
+            from eval.vllm_worker import VLLMEngine
+
+            return VLLMEngine(model, tokenizer, tensor_parallel_size=tensor_parallel_size)
+        device = default_device()
+        loaded = load_model(ModelConfig(name_or_path=model), tokenizer, device=device)
+        # PreTrainedModel.to is decorated with functools.wraps(Module.to), which hides the bound self from mypy
+        return HFEngine(loaded.to(device), tokenizer)  # type: ignore[arg-type]
+    if tokenizer is None:
+        raise ValueError("open_engine: pass the tokenizer along with a loaded model")
+    if backend == "vllm":
+        raise ValueError("the vllm backend loads a model from a path; got a loaded model")
+    return HFEngine(model, tokenizer)

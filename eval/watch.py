@@ -23,6 +23,8 @@ Without --eval-command, math recipes are evaluated by `eval.math` (zero-shot Cha
 `data/heldout.jsonl` into eval/heldout/ (or GSM8K into eval/gsm8k/), code recipes by `eval.code` on HumanEval.
 The eval command is a template with placeholders {model} (the checkpoint's `hf/` folder), {out}, {step},
 {benchmark}, {problems}, {run} and {python}; it is split like a shell command line and run without a shell.
+With --nproc-per-node N > 1 the default evaluation runs under `torch.distributed.run --standalone` (a free
+port) on N ranks, which share the generation (eval.sharded): one watcher job uses every GPU it was given.
 """
 
 from __future__ import annotations
@@ -78,6 +80,14 @@ class WatchConfig:
                              f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
         if self.max_attempts < 1:
             raise ValueError("--max-attempts must be >= 1")
+
+
+def data_parallel(command: str, nproc: int) -> str:
+    """The default command started on nproc ranks (each generates a share; rank 0 grades and writes)."""
+    if nproc <= 1:
+        return command
+    return command.replace("{python} -m ", f"{{python}} -m torch.distributed.run --standalone "
+                                           f"--nproc_per_node={nproc} -m ", 1)
 
 
 def recipe_defaults(run_dir: Path, problems: str | None) -> tuple[str, str, str]:
@@ -259,6 +269,8 @@ def parse_args(argv: list[str] | None) -> WatchConfig:
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between passes (default 60)")
     parser.add_argument("--max-attempts", type=int, default=3, help="failed evaluations before giving up")
     parser.add_argument("--python", default=sys.executable, help="interpreter for {python}")
+    parser.add_argument("--nproc-per-node", type=int, default=1,
+                        help="ranks (GPUs) the default evaluation generates on, data-parallel (default 1)")
     args = parser.parse_args(argv)
     if args.eval_command and not args.benchmark:
         parser.error("--eval-command needs --benchmark (the folder its results land in)")
@@ -266,6 +278,7 @@ def parse_args(argv: list[str] | None) -> WatchConfig:
     if not command:  # the recipe's own evaluation
         default_benchmark, problems, command = recipe_defaults(args.run_dir, problems)
         benchmark = benchmark or default_benchmark
+        command = data_parallel(command, args.nproc_per_node)
     return WatchConfig(run_dir=args.run_dir, benchmark=benchmark, problems=problems or "", eval_command=command,
                        once=args.once, interval_s=args.interval, max_attempts=args.max_attempts, python=args.python)
 

@@ -19,6 +19,7 @@ import torch
 from eval.math.evaluate import evaluate_samples, write_outputs
 from eval.math.generation import generate_samples, write_samples
 from eval.math.problems import load_problems
+from shared.distributed import broadcast_object, is_main
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,10 @@ def evaluate_heldout(model, tokenizer, problems_file: Path, out_dir: Path, cfg: 
                      benchmark: str = "gsm8k") -> dict[str, Any]:  # fmt: skip
     """Generate greedily for every held-out problem, grade with eval.math, write out_dir; the summary.
 
-    An out_dir that already holds a summary is not evaluated again (a re-run of a finished run is cheap).
+    Under torchrun call it on every rank: they share the generation (eval.sharded), rank 0 grades and writes,
+    every rank gets the summary. An out_dir that already holds a summary is not evaluated again.
     """
-    done = read_summary(out_dir)
+    done = broadcast_object(read_summary(out_dir) if is_main() else None)
     if done is not None:
         log.info("held-out evaluation already in %s: accuracy %.3f", out_dir, done["accuracy"])
         return done
@@ -56,9 +58,11 @@ def evaluate_heldout(model, tokenizer, problems_file: Path, out_dir: Path, cfg: 
     if cfg.max_problems is not None:
         problems = problems[: cfg.max_problems]
     start = time.monotonic()
-    model.eval()
     samples = generate_samples(model, benchmark, problems, chat=True, n=1, temperature=0.0,
-                               max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, tokenizer=tokenizer)  # fmt: skip
+                               max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, tokenizer=tokenizer,
+                               progress=False)  # fmt: skip
+    if not is_main():
+        return broadcast_object(None)
     results, summary = evaluate_samples(benchmark, problems, samples)
     summary.update(problems_file=str(problems_file), seconds=round(time.monotonic() - start, 1))
     scratch = out_dir.with_name(out_dir.name + ".tmp")
@@ -69,7 +73,7 @@ def evaluate_heldout(model, tokenizer, problems_file: Path, out_dir: Path, cfg: 
     scratch.rename(out_dir)
     log.info("held-out accuracy %.3f on %d problems (%.0fs) -> %s", summary["accuracy"], len(problems),
              summary["seconds"], out_dir)  # fmt: skip
-    return summary
+    return broadcast_object(summary)
 
 
 def write_run_summary(run_dir: Path, after: dict[str, Any], before: dict[str, Any] | None, step: int,

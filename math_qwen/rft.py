@@ -14,7 +14,6 @@ skipped, sampling continues where it stopped, the SFT resumes from its last chec
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import shutil
@@ -24,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from eval.generate import Engine, open_engine, vllm_available
 from math_qwen import sft
 from math_qwen.data import PreparedData, prepare_data
 from math_qwen.heldout_eval import evaluate_heldout, read_summary, write_run_summary
@@ -33,6 +31,7 @@ from math_qwen.rft_data import augmented_conversations, round_stats, write_augme
 from math_qwen.rft_problems import read_problems
 from math_qwen.rft_sampling import SamplingConfig, sample_problems
 from shared.config import ConfigError, parse_cli
+from shared.distributed import init_distributed, is_main, main_then_broadcast
 from shared.modeling import load_tokenizer
 
 log = logging.getLogger("math_qwen.rft")
@@ -85,11 +84,13 @@ def sampler_accuracy(cfg: Config, sampler: Path, tokenizer, heldout: Path, out_d
                             cfg.data.heldout_benchmark)  # fmt: skip
 
 
-def sampling_model(cfg: Config, sampler: Path, tokenizer):
-    """A path when vLLM and a GPU are there (eval.generate then samples with vLLM), else the loaded HF model."""
-    if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
-        return str(sampler)
-    return sft.exported_model(sampler, cfg, tokenizer)
+def sampling_engine(cfg: Config, sampler: Path, tokenizer) -> Engine:
+    """The round's one engine, reused for every chunk: vLLM (a child process) when installed with a GPU and
+    rft.sampling.backend allows it, else the HF model of the sampler export."""
+    s = cfg.rft.sampling
+    if s.backend == "vllm" or (s.backend == "auto" and vllm_available()):
+        return open_engine(str(sampler), tokenizer, backend="vllm", tensor_parallel_size=s.tensor_parallel_size)
+    return open_engine(sft.exported_model(sampler, cfg, tokenizer), tokenizer, backend="hf")
 
 
 def read_rounds(path: Path) -> dict[int, dict[str, Any]]:
@@ -118,16 +119,21 @@ def run_round(cfg: Config, r: int, sampler: Path, prepared: PreparedData, augmen
     before = None
     if prepared.heldout_file is not None and cfg.eval.enabled:
         before = sampler_accuracy(cfg, sampler, tokenizer, prepared.heldout_file, round_dir / "eval-sampler")
-    model = sampling_model(cfg, sampler, tokenizer)
-    records = sample_problems(model, tokenizer, problems, round_dir / "samples.jsonl", cfg.rft.sampling,
-                              round_=r, model_name=str(sampler))  # fmt: skip
-    del model
-    augmented.append(write_augmented(round_dir / "augmented.jsonl", augmented_conversations(problems, records)))
+    engine = sampling_engine(cfg, sampler, tokenizer)
+    try:  # every rank samples its share; rank 0 judges and writes
+        records = sample_problems(engine, tokenizer, problems, round_dir / "samples.jsonl", cfg.rft.sampling,
+                                  round_=r, model_name=str(sampler))  # fmt: skip
+    finally:
+        engine.close()  # before training: vLLM's child exits, the HF copy is dropped
+    augmented.append(main_then_broadcast(lambda: write_augmented(round_dir / "augmented.jsonl",
+                                                                 augmented_conversations(problems, records))))
     init = cfg.init_from if cfg.rft.train_from == "base" else str(sampler)
     round_cfg = as_sft_config(cfg, run_name=f"{cfg.run_name}/round-{r}", init_from=init,
                               eval=dataclasses.replace(cfg.eval, baseline=False))  # fmt: skip
     result = sft.run(round_cfg, RECIPE, PreparedData([*prepared.train_files, *augmented], prepared.heldout_file, None))
     after = result.get("eval_after")
+    if not is_main():
+        return {}  # the statistics need the judged records, which rank 0 holds
     return {"round": r, **round_stats(problems, records), "skipped_problems": dict(problem_set.skipped),
             "skipped_where": problem_set.skipped_where[:20],
             "accuracy_before": before["accuracy"] if before else None,
@@ -138,11 +144,27 @@ def run_round(cfg: Config, r: int, sampler: Path, prepared: PreparedData, augmen
             "seconds": round(time.monotonic() - start, 1)}  # fmt: skip
 
 
+def finish_round(cfg: Config, run_dir: Path, r: int, line: dict[str, Any]) -> dict[str, Any]:
+    """Rank 0: the round's rounds.jsonl line, the published export and the run summary."""
+    with open(run_dir / "rounds.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+    export = Path(line["export"])
+    publish(run_dir, export)
+    after = read_summary(export.parent / "eval")
+    if after is not None:
+        write_run_summary(run_dir, after, None, line["steps"],
+                          {"recipe": RECIPE, "run": cfg.run_name, "round": r,
+                           "accuracy_before": line["accuracy_before"], "before_is": "the round's sampling model"})  # fmt: skip
+    return line
+
+
 def run(cfg: Config) -> list[dict[str, Any]]:
+    """One RFT job over every rank of the launcher: sampling sharded, SFT on all ranks, every write by rank 0."""
+    init_distributed()
     run_dir = Path(cfg.runs_dir) / RECIPE / cfg.run_name
-    prepared = prepare_data(cfg.data, run_dir)
+    prepared = main_then_broadcast(prepare_data, cfg.data, run_dir)
     rounds_path = run_dir / "rounds.jsonl"
-    done = read_rounds(rounds_path)
+    done = main_then_broadcast(read_rounds, rounds_path)
     sampler = first_sampler(cfg)
     augmented: list[Path] = []
     lines = []
@@ -152,16 +174,8 @@ def run(cfg: Config) -> list[dict[str, Any]]:
             sampler = Path(done[r]["export"])
             lines.append(done[r])
             continue
-        line = run_round(cfg, r, sampler, prepared, augmented)
-        with open(rounds_path, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        line = main_then_broadcast(finish_round, cfg, run_dir, r, run_round(cfg, r, sampler, prepared, augmented))
         sampler = Path(line["export"])
-        publish(run_dir, sampler)
-        after = read_summary(sampler.parent / "eval")
-        if after is not None:
-            write_run_summary(run_dir, after, None, line["steps"],
-                              {"recipe": RECIPE, "run": cfg.run_name, "round": r,
-                               "accuracy_before": line["accuracy_before"], "before_is": "the round's sampling model"})  # fmt: skip
         lines.append(line)
         log.info("round %d: %s", r, {k: line[k] for k in ("coverage", "distinct_paths_kept", "accuracy_before", "accuracy_after")})
     return lines
@@ -170,7 +184,10 @@ def run(cfg: Config) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = parse_cli(Config, argv, DEFAULT_CONFIG)
-    for line in run(cfg):
+    lines = run(cfg)
+    if not is_main():
+        return 0
+    for line in lines:
         keys = ("round", "problems", "samples_drawn", "coverage", "distinct_paths_kept", "accuracy_before", "accuracy_after")
         print(json.dumps({k: line[k] for k in keys}))
     return 0

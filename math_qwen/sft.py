@@ -21,6 +21,7 @@ from typing import Any
 from math_qwen.data import MathDataConfig, PreparedData, math_sft_dataset, prepare_data
 from math_qwen.heldout_eval import HeldoutEvalConfig, eval_device, evaluate_heldout, write_run_summary
 from shared.config import RunConfig, parse_cli
+from shared.distributed import init_distributed
 from shared.modeling import load_model, load_tokenizer
 from shared.trainer import Trainer
 
@@ -57,6 +58,7 @@ def exported_model(export_dir: Path, cfg: Config, tokenizer):
 
 def run(cfg: Config, recipe: str = RECIPE, prepared: PreparedData | None = None) -> dict[str, Any]:
     """Train (or resume) and evaluate one math SFT run; the trainer's result plus the evaluation summaries."""
+    init_distributed()  # before the baseline evaluation, which the ranks share (the trainer reuses the group)
     run_dir = Path(cfg.runs_dir) / recipe / cfg.run_name
     prepared = prepared or prepare_data(cfg.data, run_dir)
     tokenizer = load_tokenizer(cfg.model)
@@ -64,15 +66,17 @@ def run(cfg: Config, recipe: str = RECIPE, prepared: PreparedData | None = None)
     heldout = prepared.heldout_file if cfg.eval.enabled else None
     bench = cfg.data.heldout_benchmark
     before = None
-    if heldout is not None and cfg.eval.baseline and is_main_process():
+    if heldout is not None and cfg.eval.baseline:  # every rank: they share the generation
         before = evaluate_heldout(initial_model(cfg, tokenizer), tokenizer, heldout,
                                   run_dir / "eval" / "heldout" / "step-0", cfg.eval, bench)  # fmt: skip
     result = Trainer(cfg, recipe=recipe, dataset=dataset, tokenizer=tokenizer, init_from=cfg.init_from).train()
-    if heldout is None or not is_main_process():
+    if heldout is None:
         return result
     step = int(result["step"])
     model = exported_model(Path(result["export_dir"]), cfg, tokenizer)
     after = evaluate_heldout(model, tokenizer, heldout, run_dir / "eval" / "heldout" / f"step-{step}", cfg.eval, bench)
+    if not is_main_process():
+        return {**result, "eval_before": before, "eval_after": after}
     summary_path = write_run_summary(run_dir, after, before, step,
                                      {"recipe": recipe, "run": cfg.run_name, "train_files": list(map(str, prepared.train_files))})  # fmt: skip
     return {**result, "eval_before": before, "eval_after": after, "summary": str(summary_path)}

@@ -98,3 +98,31 @@ def all_gather_object(obj) -> list:
     out: list = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+def launched_world_size() -> int:
+    """WORLD_SIZE as a launcher (torchrun, srun wrapper) set it; 1 for a plain process."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_data_parallel() -> int:
+    """Join the launcher's process group for data-parallel work that needs no DeepSpeed (generation, evaluation).
+
+    A no-op for a plain process or an existing group. Returns this process's rank.
+    """
+    if launched_world_size() > 1 and not dist.is_initialized():
+        device = pick_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """Rank 0 of the group, or of the launcher's environment before the group exists."""
+    if dist.is_initialized():
+        return dist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
+
+
+def main_then_broadcast(fn, *args, **kwargs):
+    """fn(*args, **kwargs) on rank 0 only (writes happen once), its result handed to every rank."""
+    result = fn(*args, **kwargs) if is_main() else None
+    return broadcast_object(result)

@@ -12,7 +12,7 @@ A recipe is a few lines:
     data = sft_dataset(cfg.data.train_files, tok, cfg.data, cfg.train.seq_len)
     run = Trainer(cfg, recipe="math-sft", dataset=data, tokenizer=tok,
                   init_from=None,                                # or stage k's export/ for SFT stage k+1
-                  on_checkpoint=[my_eval])                       # my_eval(step, hf_dir, ckpt_dir), main rank
+                  on_checkpoint=[my_eval])                       # my_eval(step, hf_dir, ckpt_dir), main rank (every rank if my_eval.all_ranks)
     result = run.train()   # {"step", "loss", "tokens", "run_dir", "export_dir", ...}
 
 Pretraining: `dataset=pretrain_dataset(shard_dir, cfg.train.seq_len, tok.eos_token_id)`.
@@ -348,8 +348,8 @@ class Trainer:
         }
         t = self.cfg.train
         path = ckpt.save_checkpoint(self.ckpt_root, self.step, self.engine, self.tokenizer, state, self.dist.rank, t.keep_last)
-        if self.dist.is_main:
-            for hook in self.on_checkpoint:
+        for hook in self.on_checkpoint:  # a hook marked all_ranks (data-parallel evaluation) runs on every rank
+            if self.dist.is_main or getattr(hook, "all_ranks", False):
                 hook(self.step, path / "hf", path)
         barrier()
         return path

@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--model", help="model path or hub name: generate the samples first")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--limit", type=int, help="only the first N problems")
-    p.add_argument("--n", type=int, default=1, help="samples per problem when generating")
+    # --num-samples: torchrun's parser takes a bare --n for an ambiguous abbreviation of --nnodes/--nproc-per-node
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=1, help="samples per problem when generating")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-new-tokens", type=int, default=512)
@@ -59,11 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed, workers=args.workers, sandbox=args.sandbox, progress=not args.quiet,
     )
     start = time.monotonic()
+    from shared.distributed import init_data_parallel
+
+    init_data_parallel()  # under torchrun: every rank generates its share, rank 0 executes and writes
     try:
         summary = run_evaluation(opts)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if summary is None:  # a non-zero rank: rank 0 reports
+        return 0
     log.info("%s: pass@1 %s over %d problems (%d samples) in %.1fs -> %s", summary["benchmark"],
              summary.get("pass@1"), summary["n_problems"], summary["n_samples"], time.monotonic() - start,
              opts.out)

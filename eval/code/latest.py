@@ -68,12 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.code.latest", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--run", help="a run folder (default: the newest code run with an export)")
+    # --run-dir: torchrun takes a bare --run for an ambiguous abbreviation of its --run-path
+    p.add_argument("--run", "--run-dir", dest="run", help="a run folder (default: the newest code run with an export)")
     p.add_argument("--benchmark", default="humaneval", choices=["humaneval", "mbpp", "humanevalpack"])
     p.add_argument("--language")
     p.add_argument("--problems", help="problems file or hub dataset name (e.g. openai/openai_humaneval)")
     p.add_argument("--limit", type=int, default=20, help="first N problems (0: all)")
-    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=1, help="samples per problem "
+                   "(--num-samples under torchrun, whose parser takes --n for an abbreviation of its own options)")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--chat", choices=["auto", "yes", "no"], default="auto",
@@ -96,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     chat = args.chat == "yes" or (args.chat == "auto" and run.parent.name == "code-sft")
     out = run / "eval" / args.benchmark / f"step-{export_step(run)}"
+    from shared.distributed import init_data_parallel
+
+    init_data_parallel()  # under torchrun: every rank generates its share, rank 0 executes and writes
     try:
         summary = run_evaluation(EvalOptions(
             benchmark=args.benchmark, problems=problems, out=out, language=args.language, model=str(export),
@@ -104,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if summary is None:  # a non-zero rank: rank 0 reports
+        return 0
     print(json.dumps({k: summary[k] for k in ("benchmark", "n_problems", "n_samples", "pass@1")}), f"-> {out}")
     return 0
 

@@ -6,7 +6,6 @@ it every N steps with the live model and write the results beside the checkpoint
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from eval.code import evalplus_runner, humanevalpack, prompts, report
 from eval.code.languages import LANGUAGES, get_language
 from eval.code.problems import InputError, load_problem_records, read_samples
 from eval.code.sandbox import Sandbox
+from shared.distributed import is_main
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +60,23 @@ def load_problems(benchmark: str, source: str, language: str | None, limit: int 
     return evalplus_runner.prepare_problems(records, benchmark)
 
 
-def generate_samples(opts: EvalOptions, problems: dict[str, dict]) -> list[dict]:
-    from eval.generate import generate_completions
+def generate_samples(opts: EvalOptions, problems: dict[str, dict], work_dir: Path | None = None) -> list[dict]:
+    """Samples in problem order, n per problem; under torchrun call on every rank (each gets all samples)."""
+    from eval.sharded import GenerationSpec, generate_tasks
 
     tids = list(problems)
     langs = [prompts.language_for(opts.benchmark, opts.language) if opts.benchmark != "humanevalpack"
              else (get_language(opts.language) if opts.language else _lang_of(t)) for t in tids]
     texts = [prompts.generation_prompt(problems[t], lang, opts.chat) for t, lang in zip(tids, langs, strict=True)]
     # Stop sequences only for base-model continuations; a chat answer ends with its own end-of-turn token.
-    stops = sorted({s for lang in langs for s in lang.stop}) if not opts.chat and opts.benchmark != "mbpp" else None
-    raw = generate_completions(opts.model, texts, tokenizer=opts.tokenizer, n=opts.n,
-                               temperature=opts.temperature, top_p=opts.top_p, max_new_tokens=opts.max_new_tokens,
-                               stop=stops, batch_size=opts.batch_size, seed=opts.seed, chat=opts.chat,
-                               progress=opts.progress)
-    samples = []
-    for t, lang, outs in zip(tids, langs, raw, strict=True):
-        for r in outs:
-            samples.append({"task_id": t, "completion": prompts.postprocess(r, problems[t], lang, opts.chat,
-                                                                               opts.benchmark), "raw": r})
-    return samples
+    stops = sorted({s for lang in langs for s in lang.stop}) if not opts.chat and opts.benchmark != "mbpp" else []
+    spec = GenerationSpec(n=opts.n, temperature=opts.temperature, top_p=opts.top_p,
+                          max_new_tokens=opts.max_new_tokens, stop=tuple(stops), seed=opts.seed,
+                          batch_size=opts.batch_size, chat=opts.chat)
+    raw = generate_tasks(opts.model, list(zip(tids, texts, strict=True)), spec, tokenizer=opts.tokenizer,
+                         work_dir=work_dir, progress=opts.progress)
+    return [{"task_id": t, "completion": prompts.postprocess(r, problems[t], lang, opts.chat, opts.benchmark),
+             "raw": r} for t, lang in zip(tids, langs, strict=True) for r in raw[t]]
 
 
 def _lang_of(task_id: str):
@@ -86,7 +84,9 @@ def _lang_of(task_id: str):
     return language_of_task(task_id)
 
 
-def run_evaluation(opts: EvalOptions) -> dict[str, Any]:
+def run_evaluation(opts: EvalOptions) -> dict[str, Any] | None:
+    """Under torchrun (with --model) every rank generates its share; rank 0 executes and writes and returns the
+    summary, the other ranks None."""
     problems = load_problems(opts.benchmark, opts.problems, opts.language, opts.limit)
     opts.out.mkdir(parents=True, exist_ok=True)
     if opts.samples:
@@ -94,10 +94,15 @@ def run_evaluation(opts: EvalOptions) -> dict[str, Any]:
         if opts.limit:
             samples = [s for s in samples if s["task_id"] in problems]
     else:
-        samples = generate_samples(opts, problems)
-        with open(opts.out / "samples.jsonl", "w", encoding="utf-8") as f:
-            for s in samples:
-                f.write(json.dumps(s) + "\n")
+        from eval.sharded import release_work_dir, write_jsonl_atomic  # torch only when generating
+
+        parts = opts.out / "samples.parts"  # finished blocks of every rank: a rerun continues from them
+        samples = generate_samples(opts, problems, parts)
+        if is_main():
+            write_jsonl_atomic(opts.out / "samples.jsonl", samples)
+        release_work_dir(parts)
+    if not is_main():
+        return None
     unknown = sorted({s["task_id"] for s in samples} - set(problems))
     if unknown:
         raise InputError(f"{len(unknown)} sample task ids are not in {opts.problems}, e.g. {unknown[:3]}")
@@ -124,13 +129,13 @@ def evaluate_model_on_subset(model: Any, tokenizer: Any, benchmark: str, problem
                              language: str | None = None, limit: int | None = 20, n: int = 1,
                              temperature: float = 0.0, max_new_tokens: int = 384, batch_size: int = 8,
                              chat: bool = False, workers: int | None = None, progress: bool = False) -> dict:
-    """Generate with a live (or saved) model on the first `limit` problems and evaluate: the summary dict."""
-    was_training = getattr(model, "training", False)
-    try:
-        return run_evaluation(EvalOptions(
-            benchmark=benchmark, problems=str(problems), out=Path(out_dir), language=language, model=model,
-            tokenizer=tokenizer, limit=limit, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
-            batch_size=batch_size, chat=chat, workers=workers, progress=progress))
-    finally:
-        if was_training:
-            model.train()
+    """Generate with a live (or saved) model on the first `limit` problems and evaluate: the summary dict.
+
+    Under torchrun call it on every rank: they share the generation, rank 0 executes, all get the summary."""
+    from shared.distributed import broadcast_object
+
+    summary = run_evaluation(EvalOptions(
+        benchmark=benchmark, problems=str(problems), out=Path(out_dir), language=language, model=model,
+        tokenizer=tokenizer, limit=limit, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, chat=chat, workers=workers, progress=progress))
+    return broadcast_object(summary)

@@ -57,7 +57,8 @@ def export_step(run_dir: Path) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval.math.latest", description=__doc__.split("\n")[0])
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--run", help="a specific run folder instead of the newest")
+    # --run-dir: torchrun takes a bare --run for an ambiguous abbreviation of its --run-path
+    p.add_argument("--run", "--run-dir", dest="run", help="a specific run folder instead of the newest")
     p.add_argument("--benchmark", choices=BENCHMARKS, default="gsm8k",
                    help="gsm8k for the held-out set and GSM8K; math for MATH-500")
     p.add_argument("--problems", help="default: the run's data/heldout.jsonl")
@@ -82,11 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("evaluating %s on %s -> %s", run_dir / "export", problems, out)
     eval_args = argparse.Namespace(
         benchmark=args.benchmark, problems=problems, samples=None, model=str(run_dir / "export"), out=str(out),
-        chat=not args.few_shot, n=1, temperature=0.0,
+        chat=not args.few_shot, n=1, temperature=0.0, top_p=1.0,
         max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.benchmark],
         batch_size=args.batch_size, seed=0, limit=args.limit,
     )
     summary = run(eval_args)
+    if summary is None:  # a non-zero rank under torchrun: rank 0 reports
+        return 0
     print(json.dumps({"run": str(run_dir), "out": str(out),
                       **{k: summary[k] for k in ("benchmark", "n_problems", "n_samples", "accuracy")}}))
     return 0

@@ -173,3 +173,6 @@ def test_eval_command_placeholders_are_checked(tmp_path):
     config = parse_args([str(math_run)])
     assert config.benchmark == "heldout" and config.problems == str(math_run / "data" / "heldout.jsonl")
     assert "{problems}" in config.eval_command
+    config = parse_args([str(math_run), "--nproc-per-node", "4"])  # data-parallel generation over 4 ranks
+    argv = Watcher(config).command(7, math_run / "checkpoints" / "step-7", math_run / "out")
+    assert argv[1:7] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", "eval.math"]

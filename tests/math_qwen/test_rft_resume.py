@@ -1,5 +1,5 @@
-"""A sampling run killed with SIGKILL (a real subprocess) resumes without redrawing finished problems, and the
-resumed samples equal those of an uninterrupted run."""
+"""A sampling run killed with SIGKILL (a real subprocess), or a samples file torn inside a chunk, resumes without
+redrawing finished problems to the same bytes as an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from eval.generate import HFEngine
 from math_qwen.data import SyntheticDataConfig, prepare_synthetic
 from math_qwen.rft_problems import read_problems
 from math_qwen.rft_sampling import SamplingConfig, read_finished, sample_problems
@@ -52,6 +53,16 @@ def setup(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
+class CountingEngine(HFEngine):
+    """The real HF engine, counting the sequences it generates."""
+
+    generated = 0
+
+    def generate(self, texts, seeds, sampling):
+        self.generated += len(texts)
+        return super().generate(texts, seeds, sampling)
+
+
 def lines_of(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
@@ -70,20 +81,39 @@ def test_killed_sampling_resumes_without_redrawing(setup):
     proc.wait()
     before = read_finished(out)
     assert 3 <= len(before) < N_PROBLEMS, "the run must be killed part-way"
-    assert {r["pid"] for r in before.values()} == {proc.pid}
     with open(out, "ab") as f:  # and a torn write, as a kill in the middle of append_records leaves
         f.write(b'{"task_id": "train_chat.jsonl:9')
 
-    resumed = sample_problems(model, tok, problems, out, SAMPLING, model_name="tiny")
+    engine = CountingEngine(model, tok)
+    resumed = sample_problems(engine, tok, problems, out, SAMPLING, model_name="tiny")
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["task_id"] for r in records) == sorted(p.task_id for p in problems)  # each exactly once
-    for task_id, record in before.items():  # finished problems were not drawn again
-        assert resumed[task_id] == record and record["pid"] == proc.pid
-    assert {r["pid"] for r in records if r["task_id"] not in before} == {os.getpid()}
+    assert engine.generated == SAMPLING.k * (N_PROBLEMS - len(before))  # finished problems were not drawn again
+    assert all(resumed[t] == r for t, r in before.items())
 
-    reference = sample_problems(model, tok, problems, root / "uninterrupted.jsonl", SAMPLING, model_name="tiny")
-    assert {t: r["completions"] for t, r in resumed.items()} == {t: r["completions"] for t, r in reference.items()}
-    assert sample_problems(model, tok, problems, out, SAMPLING) == resumed  # a finished file draws nothing
+    reference = root / "uninterrupted.jsonl"
+    sample_problems(model, tok, problems, reference, SAMPLING, model_name="tiny")
+    assert out.read_bytes() == reference.read_bytes()
+    again = CountingEngine(model, tok)
+    assert sample_problems(again, tok, problems, out, SAMPLING) == resumed and again.generated == 0
+
+
+def test_file_torn_inside_a_chunk_resumes_to_the_same_bytes(setup):
+    """Issue 17: a cut after some complete lines of a chunk (not at a chunk boundary) changes nothing."""
+    root, model, tok, chats = setup
+    problems = read_problems([chats]).problems
+    cfg = SamplingConfig(k=2, max_new_tokens=8, batch_size=3, problems_per_chunk=4, seed=3)
+    whole = root / "whole.jsonl"
+    sample_problems(model, tok, problems, whole, cfg, model_name="tiny")
+    lines = whole.read_bytes().splitlines(keepends=True)
+    torn = root / "torn.jsonl"
+    torn.write_bytes(b"".join(lines[:6]) + lines[6][:25])  # chunk 1 = problems 4-7: two whole lines, one torn
+    engine = CountingEngine(model, tok)
+    sample_problems(engine, tok, problems, torn, cfg, model_name="tiny")
+    assert torn.read_bytes() == whole.read_bytes()
+    # chunk 1's pairs come in blocks of 3, 3, 2: the first holds only problems 4 and 5 (done), the other two
+    # (5 pairs) are drawn again whole; chunks 2-9 are new: 32 problems x 2.
+    assert engine.generated == 5 + 32 * 2
 
 
 def test_problems_without_gold_answer_are_reported_and_not_sampled(tmp_path):

@@ -1,15 +1,25 @@
-"""eval.generate on a tiny random Qwen2 model: batched == one-by-one, stop sequences, chat, sampling, paths."""
+"""eval.generate (through eval.sharded) on a tiny random Qwen2 model: batched == one-by-one, stop sequences, chat,
+sampling, paths."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from eval.generate import generate_completions, render_prompts, truncate_at_stop
+from eval.generate import render_prompts, truncate_at_stop
+from eval.sharded import GenerationSpec, generate_tasks
 from shared.config import ModelConfig, TinyModelConfig
 from shared.modeling import load_model, load_tokenizer
 
 PROMPTS = ["def add(a, b):\n", "import os\n\nclass Thing:\n    def __init__(self):", "x = 1"]
+
+
+def generate_completions(model, prompts, *, tokenizer=None, stop=None, **spec) -> list[list[str]]:
+    """n completions per prompt, in prompt order (the task ids are the prompts' positions)."""
+    spec = GenerationSpec(stop=tuple(stop or ()), **{k: v for k, v in spec.items() if k != "progress"})
+    out = generate_tasks(model, [(str(i), p) for i, p in enumerate(prompts)], spec, tokenizer=tokenizer,
+                         progress=False)
+    return [out[str(i)] for i in range(len(prompts))]
 
 
 @pytest.fixture(scope="module")

@@ -105,8 +105,8 @@ def tiny_export(tmp_path_factory):
 
 
 def test_cli_generates_then_grades_and_samples_match_the_generator(tmp_path, tiny_export):
-    from eval.generate import generate_completions
     from eval.math.prompts import build_prompts
+    from eval.sharded import GenerationSpec, generate_tasks
 
     problems = _write_jsonl(tmp_path / "problems.jsonl", GSM8K_ROWS)
     out = tmp_path / "out"
@@ -115,9 +115,9 @@ def test_cli_generates_then_grades_and_samples_match_the_generator(tmp_path, tin
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert [s["task_id"] for s in samples] == ["0", "1"]
     prompts, stops = build_prompts("gsm8k", [r["question"] for r in GSM8K_ROWS[:2]], chat=True)
-    direct = generate_completions(str(tiny_export), prompts, n=1, max_new_tokens=6, stop=stops, chat=True,
-                                  progress=False)
-    assert [s["completion"] for s in samples] == [c[0] for c in direct]  # greedy: the same text both ways
+    direct = generate_tasks(str(tiny_export), [("0", prompts[0]), ("1", prompts[1])],
+                            GenerationSpec(max_new_tokens=6, stop=tuple(stops), chat=True), progress=False)
+    assert [s["completion"] for s in samples] == [direct["0"][0], direct["1"][0]]  # greedy: the same both ways
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_samples"] == 2 and 0.0 <= summary["accuracy"] <= 1.0
 
