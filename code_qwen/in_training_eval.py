@@ -7,8 +7,9 @@ problems. Results land where the results layer and `eval.watch` look for them,
 renamed, so a summary is never seen half-written and a watcher never re-does a finished step), and a copy of
 the summary goes beside the checkpoint, `checkpoints/step-<N>/eval/<name>/summary.json`.
 
-problems: a file, folder or hub name as `eval.code --problems` takes; `local` = the HumanEval-format set of
-code_qwen/local_problems.py (tiny runs, no evaluation data needed); empty = evaluation off, said once in the log.
+problems: a file, folder or hub name as `eval.code --problems` takes; `local` = the first `limit` held-out problems
+of the tiny problem generator (data_recipes/code_problems.py: unseen family/constant combinations, hidden tests;
+tiny runs, no evaluation data needed); empty = evaluation off, said once in the log.
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ def resolve_problems(cfg: InTrainingEvalConfig) -> str | None:
         log.info("in-training evaluation off: no eval.problems configured")
         return None
     if cfg.problems == LOCAL:
-        from code_qwen.local_problems import write_problems
+        from data_recipes.code_problems import build_problems, write_jsonl_atomic
 
-        return str(write_problems(LOCAL_PROBLEMS_FILE, n=max(cfg.limit, 1)))
+        return str(write_jsonl_atomic(LOCAL_PROBLEMS_FILE, build_problems("heldout", cfg.limit)))
     return cfg.problems
 
 
@@ -136,7 +137,7 @@ def evaluate_into(out: Path, step: int, cfg: InTrainingEvalConfig, problems: str
         if config is not None:
             config.use_cache = cache_was
     if cfg.problems == LOCAL:
-        summary["dataset"] = "local template functions (code_qwen/local_problems.py), not a benchmark"
+        summary["dataset"] = "held-out generated functions (data_recipes/code_problems.py), not a benchmark"
     summary["step"] = step
     (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)

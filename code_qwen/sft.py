@@ -38,6 +38,7 @@ from code_qwen.in_training_eval import (
     problem_entry_points,
     resolve_problems,
 )
+from code_qwen.problem_data import ProblemDataConfig, ensure_problem_data
 from shared.config import ChatDataConfig, ConfigError, RunConfig, parse_cli, save_config
 
 RECIPE = "code-sft"
@@ -70,6 +71,15 @@ class StdlibDataConfig:
 
 
 @dataclass
+class FeedbackRoundConfig:
+    """An execution-feedback round (code_qwen/feedback.py) between stages, from the previous stage's export."""
+
+    before: str = ""  # the stage whose data the round writes (empty: no round); runs when its files are missing
+    config: str = ""  # the code-feedback YAML
+    overrides: list[str] = field(default_factory=list)  # key=value for it (model= is set here)
+
+
+@dataclass
 class Config(RunConfig):
     # HF folder stage 1 starts from (the code-pretrain export); empty: model.name_or_path itself.
     init_from: str = ""
@@ -78,6 +88,8 @@ class Config(RunConfig):
     data: ChatDataConfig = field(default_factory=ChatDataConfig)
     stages: dict[str, StageConfig] = field(default_factory=dict)
     stdlib_data: StdlibDataConfig = field(default_factory=StdlibDataConfig)
+    problem_data: ProblemDataConfig = field(default_factory=ProblemDataConfig)  # tiny: the generator's data
+    feedback: FeedbackRoundConfig = field(default_factory=FeedbackRoundConfig)
     eval: InTrainingEvalConfig = field(default_factory=InTrainingEvalConfig)
     chat_sample_prompt: str = "Write a Python function `add(a, b)` that returns the sum of a and b."
     cpu_threads: int = 0  # CPU only: torch threads (0 = torch's default); see code_qwen/cpu_threads.py
@@ -87,6 +99,10 @@ class Config(RunConfig):
             raise ConfigError("stages: at least one stage")
         if self.missing_init not in {"error", "random"}:
             raise ConfigError("missing_init must be error or random")
+        if self.feedback.before and (self.feedback.before not in self.stages
+                                     or list(self.stages).index(self.feedback.before) == 0):
+            raise ConfigError("feedback.before must name a stage after the first (the round samples from the "
+                              "previous stage's export)")
 
 
 @dataclass
@@ -186,8 +202,11 @@ def stage_finished(folder: Path, steps: int) -> bool:
 
 def ensure_stdlib_data(cfg: Config) -> None:
     """Build the tiny default's stage files when they are missing (kept clear of the eval problems' names)."""
-    missing = [f for s in cfg.stages.values() for f in s.train_files if not Path(f).exists()]
-    if not missing or not cfg.stdlib_data.out_dir:
+    if not cfg.stdlib_data.out_dir:
+        return
+    ours = Path(cfg.stdlib_data.out_dir)
+    missing = [f for s in cfg.stages.values() for f in s.train_files if Path(f).parent == ours and not Path(f).exists()]
+    if not missing:
         return
     from data_recipes.config import DecontaminationConfig
     from data_recipes.decontaminate import build_index
@@ -197,6 +216,19 @@ def ensure_stdlib_data(cfg: Config) -> None:
     index = build_index(DecontaminationConfig(allow_hub=False))
     exclude = problem_entry_points(resolve_problems(cfg.eval))
     build_code_sft_tiny(cfg.stdlib_data.out_dir, cfg.stdlib_data.max_examples, index, exclude)
+
+
+def feedback_round(cfg: Config, name: str, previous: Path | None) -> None:
+    """Before stage `name`: the execution-feedback round writing its data, from the previous stage's export."""
+    if name != cfg.feedback.before or previous is None:
+        return
+    if all(Path(f).exists() for f in cfg.stages[name].train_files):
+        log.info("stage %s: its feedback data exists (%s): round skipped", name, cfg.stages[name].train_files)
+        return
+    from code_qwen.feedback import main as feedback_main
+
+    log.info("execution-feedback round from %s for stage %s", previous, name)
+    feedback_main([cfg.feedback.config, *cfg.feedback.overrides, f"model={previous}"])
 
 
 def chat_sample(export: Path, prompt: str, trust_remote_code: bool = False) -> dict:
@@ -238,10 +270,15 @@ def main(argv: list[str] | None = None) -> dict:
     is_main = init_distributed().is_main
     if is_main:  # one rank writes the top folder and builds missing tiny data; the others wait for it
         save_config(cfg, top_dir(cfg) / "config.yaml")
+        if cfg.problem_data.out_dir:
+            ensure_problem_data(cfg.problem_data)
         ensure_stdlib_data(cfg)
     barrier()
     previous, record = None, {}
     for name in cfg.stages:
+        if is_main:
+            feedback_round(cfg, name, previous)
+        barrier()
         init = stage_init(cfg, previous)
         trainer = build_stage_trainer(cfg, name, init)
         steps = trainer.cfg.train.max_steps

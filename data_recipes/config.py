@@ -11,7 +11,7 @@ from typing import Any
 
 from shared.config import ConfigError, ModelConfig
 
-SOURCE_KINDS = ("tree", "jsonl", "parquet", "hub")
+SOURCE_KINDS = ("tree", "jsonl", "parquet", "hub", "code_problems")
 
 
 @dataclass
@@ -43,13 +43,18 @@ class SourceConfig:
     weight: float = 1.0
     # Explicit token budget for this source (0 = from weight and target, or no limit).
     max_tokens: int = 0
+    # code_problems: modules of solved training functions from the tiny problem generator (code_problems.py).
+    problems: int = 0
+    problems_seed: int = 0
 
     def validate(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise ConfigError(f"source {self.name}: kind must be one of {SOURCE_KINDS}")
         if self.kind == "hub" and not self.hub_name:
             raise ConfigError(f"source {self.name}: kind hub needs hub_name")
-        if self.kind != "hub" and not self.path:
+        if self.kind == "code_problems" and self.problems < 1:
+            raise ConfigError(f"source {self.name}: kind code_problems needs problems >= 1")
+        if self.kind not in ("hub", "code_problems") and not self.path:
             raise ConfigError(f"source {self.name}: kind {self.kind} needs path")
         if self.weight <= 0:
             raise ConfigError(f"source {self.name}: weight must be > 0")
