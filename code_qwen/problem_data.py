@@ -1,11 +1,11 @@
 """The tiny code default's local data, all from the problem generator of data_recipes/code_problems.py:
 
-- `heldout.jsonl`: the held-out problems (unseen family/constant combinations) the in-training evaluation scores;
 - `train.jsonl`: training problems with tests (the pool an execution-feedback round samples from);
 - `sft.jsonl`: chat conversations for other training problems, the user turn exactly the prompt eval.code sends
   a chat model (eval/code/prompts.py), the assistant turn the solved function in a fenced block.
 
-Written atomically and only when different, so every rank and every re-run may call `ensure_problem_data`.
+The held-out problems (unseen family/constant combinations) are written by the in-training evaluation
+(`eval.problems: local`, code_qwen/in_training_eval.py). Written atomically and only when different, so every rank and every re-run may call `ensure_problem_data`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from eval.code.prompts import generation_prompt
 class ProblemDataConfig:
     out_dir: str = ""  # empty: off
     seed: int = 0  # the data seed: names, arguments, examples and tests of the training problems
-    n_heldout: int = 120
     n_sft: int = 3000  # problems with a solved conversation (stage 1)
-    n_pool: int = 1000  # further problems with tests only (the feedback pool)
+    n_pool: int = 600  # further problems with tests only (the feedback pool)
 
 
 def solved_answer(problem: dict[str, Any]) -> str:
@@ -41,10 +40,9 @@ def sft_conversation(problem: dict[str, Any]) -> dict[str, Any]:
 
 
 def ensure_problem_data(cfg: ProblemDataConfig) -> dict[str, Path]:
-    """heldout.jsonl, train.jsonl (the pool) and sft.jsonl under cfg.out_dir."""
+    """train.jsonl (the pool) and sft.jsonl under cfg.out_dir."""
     out = Path(cfg.out_dir)
     train = build_problems("train", cfg.n_sft + cfg.n_pool, cfg.seed)
     solved, pool = train[:cfg.n_sft], train[cfg.n_sft:]
-    return {"heldout": write_jsonl_atomic(out / "heldout.jsonl", build_problems("heldout", cfg.n_heldout)),
-            "pool": write_jsonl_atomic(out / "train.jsonl", pool),
+    return {"pool": write_jsonl_atomic(out / "train.jsonl", pool),
             "sft": write_jsonl_atomic(out / "sft.jsonl", [sft_conversation(p) for p in solved])}

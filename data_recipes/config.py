@@ -128,6 +128,8 @@ class BenchmarkConfig:
     hub_config: str | None = None
     split: str = "test"
     fields: list[str] = field(default_factory=list)
+    # Only rows whose integer task_id lies in [lo, hi] (a file holding several splits, as MBPP's full set); empty: all.
+    task_id_range: list[int] = field(default_factory=list)
 
 
 def standard_benchmarks() -> list[BenchmarkConfig]:
@@ -142,7 +144,10 @@ def standard_benchmarks() -> list[BenchmarkConfig]:
     code = ["prompt", "canonical_solution"]
     return [
         BenchmarkConfig("humaneval", "humaneval/HumanEval.jsonl.gz", "openai/openai_humaneval", None, "test", code),
-        BenchmarkConfig("mbpp", "mbpp/mbpp.jsonl", "google-research-datasets/mbpp", "full", "test", ["text", "code"]),
+        # mbpp.jsonl holds every split; its test split is task ids 11-510 (train, validation and prompt are not
+        # evaluation data, and execution feedback trains on them).
+        BenchmarkConfig("mbpp", "mbpp/mbpp.jsonl", "google-research-datasets/mbpp", "full", "test", ["text", "code"],
+                        [11, 510]),
         *[BenchmarkConfig(f"humanevalpack-{lang}", f"humanevalpack/{lang}.jsonl", "bigcode/humanevalpack", cfg,
                           "test", code) for lang, cfg in pack],
         BenchmarkConfig("gsm8k-test", "gsm8k/test.jsonl", "openai/gsm8k", "main", "test", ["question"]),

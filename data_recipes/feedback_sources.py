@@ -73,7 +73,9 @@ def read_rows(cfg: FeedbackSourceConfig) -> Iterable[dict[str, Any]]:
         return
     import datasets
 
-    yield from datasets.load_dataset(cfg.hub_name, cfg.hub_config, split=cfg.split, streaming=True)
+    # MBPP's split names are task-id ranges of the full set: read the hub splits of those names
+    for split in cfg.split.split(",") if cfg.kind == "mbpp" else [cfg.split]:
+        yield from datasets.load_dataset(cfg.hub_name, cfg.hub_config, split=split.strip(), streaming=True)
 
 
 def _json_field(value: Any) -> Any:
