@@ -44,6 +44,8 @@ class InTrainingEvalConfig:
     max_new_tokens: int = 384
     batch_size: int = 8
     workers: int | None = None
+    # Also evaluate the model training starts from, as step 0 (the first point of the curve); main rank only.
+    baseline: bool = False
 
     def validate(self) -> None:
         if self.every < 0 or self.limit < 1 or self.n < 1:
@@ -111,6 +113,19 @@ def make_eval_hook(cfg: InTrainingEvalConfig, trainer, *, chat: bool, zero_stage
                  summary.get("n_problems"), out)
 
     return hook
+
+
+def evaluate_baseline(cfg: InTrainingEvalConfig, trainer, model, *, chat: bool) -> dict | None:
+    """Step 0: the starting model, evaluated once (skipped when its summary exists, as after a resume)."""
+    problems = resolve_problems(cfg) if cfg.baseline else None
+    if problems is None:
+        return None
+    out = trainer.eval_dir(cfg.folder_name(), 0)
+    if (out / "summary.json").exists():
+        return None
+    summary = evaluate_into(out, 0, cfg, problems, model, trainer.tokenizer, chat)
+    log.info("step 0 (starting model): %s pass@1 = %s", cfg.folder_name(), summary.get("pass@1"))
+    return summary
 
 
 def evaluate_into(out: Path, step: int, cfg: InTrainingEvalConfig, problems: str, model, tokenizer,

@@ -254,7 +254,10 @@ def feedback_round(cfg: Config, name: str, previous: Path | None) -> None:
 
     log.info("execution-feedback round from %s for stage %s", previous, name)
     # The problem files are this recipe's (problem_data above, its data seed): the round must not rewrite them.
-    report = feedback_main([cfg.feedback.config, *cfg.feedback.overrides, f"model={previous}", "problem_data.out_dir="])
+    config = Path(cfg.feedback.config)
+    if not config.exists() and (Path(__file__).parents[1] / config).exists():
+        config = Path(__file__).parents[1] / config  # the shipped configs, named relative to the repository
+    report = feedback_main([str(config), *cfg.feedback.overrides, f"model={previous}", "problem_data.out_dir="])
     if not report["total"]["kept"]:
         raise SystemExit(f"the execution-feedback round kept no verified solution for stage {name} (its report: "
                          f"{report['languages']}): train stage 1 longer or sample more (sampling.k)")
