@@ -45,13 +45,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs-dir", default="runs/seeds")
-    parser.add_argument("--sft-only", action="store_true", help="reuse runs/code-pretrain/tiny/export for all seeds")
+    parser.add_argument("--sft-only", action="store_true", help="reuse --init (a pretraining export) for all seeds")
+    parser.add_argument("--init", default="runs/code-pretrain/tiny/export")
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
         name = f"seed{seed}"
         row: dict = {"seed": seed}
-        init = "runs/code-pretrain/tiny/export"
+        init = args.init
         if not args.sft_only:
             row["pretrain_job"] = run_job("code_qwen.pretrain", [f"run_name={name}", f"runs_dir={args.runs_dir}",
                                                                  f"train.seed={seed}"])

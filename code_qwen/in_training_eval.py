@@ -26,7 +26,7 @@ from shared.config import ConfigError
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
-LOCAL_PROBLEMS_FILE = Path("data") / "code_eval_local" / "problems.jsonl"
+LOCAL_PROBLEMS_DIR = Path("data") / "code_eval_local"
 
 
 @dataclass
@@ -75,7 +75,9 @@ def resolve_problems(cfg: InTrainingEvalConfig) -> str | None:
     if cfg.problems == LOCAL:
         from data_recipes.code_problems import build_problems, write_jsonl_atomic
 
-        return str(write_jsonl_atomic(LOCAL_PROBLEMS_FILE, build_problems("heldout", cfg.limit)))
+        # One file per size: runs (and tests) asking for other sizes never rewrite the file a run is reading.
+        return str(write_jsonl_atomic(LOCAL_PROBLEMS_DIR / f"heldout-{cfg.limit}.jsonl",
+                                      build_problems("heldout", cfg.limit)))
     return cfg.problems
 
 

@@ -79,7 +79,7 @@ def test_run_folder_follows_design(run):
 def test_in_training_eval_writes_results_beside_checkpoints(run):
     root, _, _ = run
     run_dir = root / "runs" / pretrain.RECIPE / "t"
-    problems = [json.loads(line) for line in (root / "data" / "code_eval_local" / "problems.jsonl").open()]
+    problems = [json.loads(line) for line in (root / "data" / "code_eval_local" / "heldout-3.jsonl").open()]
     for step in (2, 4):
         out = run_dir / "eval" / "local" / f"step-{step}"
         summary = json.loads((out / "summary.json").read_text())
@@ -100,7 +100,7 @@ def test_live_model_evaluation_equals_evaluating_the_saved_checkpoint(run, tmp_p
     cfg = load_config(pretrain.Config, pretrain.DEFAULT_CONFIG, args)
     step = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*")
                if (p / "eval" / "local" / "summary.json").exists())
-    problems = root / "data" / "code_eval_local" / "problems.jsonl"
+    problems = root / "data" / "code_eval_local" / "heldout-3.jsonl"
     out = tmp_path / f"step-{step}"
     evaluate_into(out, step, cfg.eval, str(problems), str(run_dir / "checkpoints" / f"step-{step}" / "hf"), None,
                   chat=False)
