@@ -136,9 +136,13 @@ def run_chunk(problems: list[dict], sampler: Sampler, cfg: Config, chunk: int) -
     raw = sampler(prompts, cfg.sampling.seed * 1_000_003 + chunk)
     samples = [{"task_id": p["task_id"], "index": j, "raw": r, "completion": completion_of(p, r)}
                for p, outs in zip(problems, raw, strict=True) for j, r in enumerate(outs)]
-    verdicts = verify({p["task_id"]: p for p in problems}, samples, timeout_s=cfg.timeout_s, workers=cfg.workers,
-                      progress=False)
-    for s, v in zip(samples, verdicts, strict=True):
+    # Identical answers to the same problem (frequent once the model is good) are run once.
+    unique = list({(s["task_id"], s["completion"]): s for s in samples})
+    verdicts = verify({p["task_id"]: p for p in problems}, [{"task_id": t, "completion": c} for t, c in unique],
+                      timeout_s=cfg.timeout_s, workers=cfg.workers, progress=False)
+    by_answer = dict(zip(unique, verdicts, strict=True))
+    for s in samples:
+        v = by_answer[(s["task_id"], s["completion"])]
         s.update(status=v["status"], passed=v["passed"])
     by_task: dict[str, list[dict]] = {}
     for s in samples:
