@@ -23,8 +23,8 @@ from eval.code.prompts import generation_prompt
 class ProblemDataConfig:
     out_dir: str = ""  # empty: off
     seed: int = 0  # the data seed: names, arguments, examples and tests of the training problems
-    n_sft: int = 3000  # problems with a solved conversation (stage 1)
-    n_pool: int = 600  # further problems with tests only (the feedback pool)
+    n_sft: int = 400  # problems with a solved conversation (stage 1)
+    n_pool: int = 1200  # further problems with tests only (the feedback pool)
 
 
 def solved_answer(problem: dict[str, Any]) -> str:
