@@ -63,3 +63,23 @@ def test_deterministic_and_the_data_seed_moves_only_training_problems(tmp_path):
     assert path.stat().st_mtime_ns == stamp  # an identical file is not rewritten
     ids = [p["task_id"] for p in build_problems("heldout", 150)]
     assert len(set(ids)) == 150 and all(t.startswith("SynthFn/heldout/") for t in ids)
+
+
+def test_the_code_problems_source_puts_every_module_into_the_corpus_with_no_heldout_function(tmp_path):
+    """The pipeline's code_problems source: modules of solved training functions, none lost to near-dedup (the
+    templated functions are grouped 16 to a module), none of a held-out combination, the stream decodes back."""
+    from data_recipes.code_problems import pretrain_documents
+    from data_recipes.pipeline import build_corpus
+
+    from .helpers import recipe
+
+    n = 160
+    out = build_corpus(recipe(tmp_path / "out", [{"name": "gen", "kind": "code_problems", "problems": n,
+                                                  "problems_seed": 3}]), keep_work=False)
+    kept = [json.loads(line) for p in sorted(out.glob("shard-*.docs.jsonl")) for line in p.read_text().splitlines()]
+    expected = [f"gen:{path}" for path, _ in pretrain_documents(n, 3)]
+    assert [d["doc_id"] for d in kept] == expected
+    text = "\n".join(t for _, t in pretrain_documents(n, 3))
+    held = {(p["family"], p["k"]) for p in build_problems("heldout", 300)}
+    train = {(p["family"], p["k"]) for p in build_problems("train", n, 3)}
+    assert not held & train and all(p["prompt"] in text for p in build_problems("train", n, 3))
