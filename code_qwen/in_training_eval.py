@@ -9,7 +9,8 @@ the summary goes beside the checkpoint, `checkpoints/step-<N>/eval/<name>/summar
 
 problems: a file, folder or hub name as `eval.code --problems` takes; `local` = the first `limit` held-out problems
 of the tiny problem generator (data_recipes/code_problems.py: unseen family/constant combinations, hidden tests;
-tiny runs, no evaluation data needed); empty = evaluation off, said once in the log.
+tiny runs, no evaluation data needed), written to data/code_eval_local/heldout-<limit>.jsonl; empty = evaluation
+off, said once in the log. `baseline` also evaluates the starting model as step 0 (code-pretrain).
 """
 
 from __future__ import annotations
