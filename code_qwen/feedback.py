@@ -86,6 +86,9 @@ def load_sampler(cfg: Config) -> Sampler:
     from shared.config import ModelConfig
     from shared.modeling import load_model, load_tokenizer
 
+    if not Path(cfg.model).is_dir() and (cfg.model.startswith((".", "/")) or cfg.model.count("/") != 1):
+        raise SystemExit(f"model {cfg.model} is not an export folder (nor a hub name): run the stage it comes from "
+                         "first (tiny: `just code-sft` writes runs/code-sft/tiny-stage1/export)")
     tokenizer = load_tokenizer(ModelConfig(name_or_path=cfg.model))
     model = load_model(ModelConfig(name_or_path=cfg.model), tokenizer, device="cpu").eval()
     return partial(sample_solutions, model, tokenizer, cfg=cfg.sampling)
