@@ -48,6 +48,11 @@ code-pretrain *ARGS:
 code-sft *ARGS:
     {{python}} -m code_qwen.sft {{ARGS}}
 
+# SFT data by execution feedback: sample k answers per problem from a stage's export, keep those passing the hidden
+# tests in the sandbox (deduplicated, decontaminated), with a report per language.
+code-feedback *ARGS:
+    OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} {{python}} -m code_qwen.feedback {{ARGS}}
+
 # Resource plan for a config and cluster shape: memory per GPU under each ZeRO stage, micro-batch, days to 90B tokens.
 code-plan *ARGS:
     {{python}} -m code_qwen.plan {{ARGS}}

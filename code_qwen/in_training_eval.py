@@ -7,8 +7,10 @@ problems. Results land where the results layer and `eval.watch` look for them,
 renamed, so a summary is never seen half-written and a watcher never re-does a finished step), and a copy of
 the summary goes beside the checkpoint, `checkpoints/step-<N>/eval/<name>/summary.json`.
 
-problems: a file, folder or hub name as `eval.code --problems` takes; `local` = the HumanEval-format set of
-code_qwen/local_problems.py (tiny runs, no evaluation data needed); empty = evaluation off, said once in the log.
+problems: a file, folder or hub name as `eval.code --problems` takes; `local` = the first `limit` held-out problems
+of the tiny problem generator (data_recipes/code_problems.py: unseen family/constant combinations, hidden tests;
+tiny runs, no evaluation data needed), written to data/code_eval_local/heldout-<limit>.jsonl; empty = evaluation
+off, said once in the log. `baseline` also evaluates the starting model as step 0 (code-pretrain).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from shared.distributed import barrier, is_main, main_then_broadcast
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
-LOCAL_PROBLEMS_FILE = Path("data") / "code_eval_local" / "problems.jsonl"
+LOCAL_PROBLEMS_DIR = Path("data") / "code_eval_local"
 
 
 @dataclass
@@ -44,6 +46,8 @@ class InTrainingEvalConfig:
     max_new_tokens: int = 384
     batch_size: int = 8
     workers: int | None = None
+    # Also evaluate the model training starts from, as step 0 (the first point of the curve); main rank only.
+    baseline: bool = False
 
     def validate(self) -> None:
         if self.every < 0 or self.limit < 1 or self.n < 1:
@@ -71,9 +75,11 @@ def resolve_problems(cfg: InTrainingEvalConfig) -> str | None:
         log.info("in-training evaluation off: no eval.problems configured")
         return None
     if cfg.problems == LOCAL:
-        from code_qwen.local_problems import write_problems
+        from data_recipes.code_problems import build_problems, write_jsonl_atomic
 
-        return str(write_problems(LOCAL_PROBLEMS_FILE, n=max(cfg.limit, 1)))
+        # One file per size: runs (and tests) asking for other sizes never rewrite the file a run is reading.
+        return str(write_jsonl_atomic(LOCAL_PROBLEMS_DIR / f"heldout-{cfg.limit}.jsonl",
+                                      build_problems("heldout", cfg.limit)))
     return cfg.problems
 
 
@@ -116,6 +122,19 @@ def make_eval_hook(cfg: InTrainingEvalConfig, trainer, *, chat: bool, zero_stage
     return hook
 
 
+def evaluate_baseline(cfg: InTrainingEvalConfig, trainer, model, *, chat: bool) -> dict | None:
+    """Step 0: the starting model, evaluated once (skipped when its summary exists, as after a resume)."""
+    problems = resolve_problems(cfg) if cfg.baseline else None
+    if problems is None:
+        return None
+    out = trainer.eval_dir(cfg.folder_name(), 0)
+    if (out / "summary.json").exists():
+        return None
+    summary = evaluate_into(out, 0, cfg, problems, model, trainer.tokenizer, chat)
+    log.info("step 0 (starting model): %s pass@1 = %s", cfg.folder_name(), summary.get("pass@1"))
+    return summary
+
+
 def evaluate_into(out: Path, step: int, cfg: InTrainingEvalConfig, problems: str, model, tokenizer,
                   chat: bool) -> dict:
     """Run eval.code into a scratch folder, record the step in its summary, then rename it to `out` (atomic).
@@ -144,7 +163,7 @@ def evaluate_into(out: Path, step: int, cfg: InTrainingEvalConfig, problems: str
         if config is not None:
             config.use_cache = cache_was
     if cfg.problems == LOCAL:
-        summary["dataset"] = "local template functions (code_qwen/local_problems.py), not a benchmark"
+        summary["dataset"] = "held-out generated functions (data_recipes/code_problems.py), not a benchmark"
     summary["step"] = step
     if is_main():
         (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from code_qwen.cpu_threads import limit_cpu_threads
-from code_qwen.in_training_eval import InTrainingEvalConfig, check_schedule, make_eval_hook
+from code_qwen.in_training_eval import InTrainingEvalConfig, check_schedule, evaluate_baseline, make_eval_hook
 from shared.config import RunConfig, parse_cli
 
 RECIPE = "code-pretrain"
@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
     hook = make_eval_hook(cfg.eval, trainer, chat=False, zero_stage=cfg.train.zero_stage)
     if hook is not None:
         trainer.on_checkpoint.append(hook)
+    if cfg.eval.baseline and init_distributed().is_main:  # the random (or base) model the run starts from
+        from shared.modeling import load_model
+
+        evaluate_baseline(cfg.eval, trainer, load_model(cfg.model, tokenizer, seed=cfg.train.seed), chat=False)
     result = trainer.train()
     print(json.dumps({k: result[k] for k in ("step", "loss", "tokens", "run_dir", "export_dir") if k in result}))
     return result

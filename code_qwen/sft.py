@@ -38,6 +38,7 @@ from code_qwen.in_training_eval import (
     problem_entry_points,
     resolve_problems,
 )
+from code_qwen.problem_data import ProblemDataConfig, ensure_problem_data
 from shared.config import ChatDataConfig, ConfigError, RunConfig, parse_cli, save_config
 
 RECIPE = "code-sft"
@@ -70,6 +71,24 @@ class StdlibDataConfig:
 
 
 @dataclass
+class InstructionDataConfig:
+    """Stage-1 instruction data from hub sets or JSONL (data_recipes.sft_data `code` records), decontaminated."""
+
+    sources: list[str] = field(default_factory=list)  # hub dataset names or local JSONL files
+    split: str = "train"
+    out_file: str = ""  # built when missing; empty: off
+
+
+@dataclass
+class FeedbackRoundConfig:
+    """An execution-feedback round (code_qwen/feedback.py) between stages, from the previous stage's export."""
+
+    before: str = ""  # the stage whose data the round writes (empty: no round); runs when its files are missing
+    config: str = ""  # the code-feedback YAML
+    overrides: list[str] = field(default_factory=list)  # key=value for it (model= is set here)
+
+
+@dataclass
 class Config(RunConfig):
     # HF folder stage 1 starts from (the code-pretrain export); empty: model.name_or_path itself.
     init_from: str = ""
@@ -78,6 +97,9 @@ class Config(RunConfig):
     data: ChatDataConfig = field(default_factory=ChatDataConfig)
     stages: dict[str, StageConfig] = field(default_factory=dict)
     stdlib_data: StdlibDataConfig = field(default_factory=StdlibDataConfig)
+    problem_data: ProblemDataConfig = field(default_factory=ProblemDataConfig)  # tiny: the generator's data
+    instruction_data: InstructionDataConfig = field(default_factory=InstructionDataConfig)  # real runs
+    feedback: FeedbackRoundConfig = field(default_factory=FeedbackRoundConfig)
     eval: InTrainingEvalConfig = field(default_factory=InTrainingEvalConfig)
     chat_sample_prompt: str = "Write a Python function `add(a, b)` that returns the sum of a and b."
     cpu_threads: int = 0  # CPU only: torch threads (0 = torch's default); see code_qwen/cpu_threads.py
@@ -87,6 +109,10 @@ class Config(RunConfig):
             raise ConfigError("stages: at least one stage")
         if self.missing_init not in {"error", "random"}:
             raise ConfigError("missing_init must be error or random")
+        if self.feedback.before and (self.feedback.before not in self.stages
+                                     or list(self.stages).index(self.feedback.before) == 0):
+            raise ConfigError("feedback.before must name a stage after the first (the round samples from the "
+                              "previous stage's export)")
 
 
 @dataclass
@@ -186,8 +212,11 @@ def stage_finished(folder: Path, steps: int) -> bool:
 
 def ensure_stdlib_data(cfg: Config) -> None:
     """Build the tiny default's stage files when they are missing (kept clear of the eval problems' names)."""
-    missing = [f for s in cfg.stages.values() for f in s.train_files if not Path(f).exists()]
-    if not missing or not cfg.stdlib_data.out_dir:
+    if not cfg.stdlib_data.out_dir:
+        return
+    ours = Path(cfg.stdlib_data.out_dir)
+    missing = [f for s in cfg.stages.values() for f in s.train_files if Path(f).parent == ours and not Path(f).exists()]
+    if not missing:
         return
     from data_recipes.config import DecontaminationConfig
     from data_recipes.decontaminate import build_index
@@ -197,6 +226,75 @@ def ensure_stdlib_data(cfg: Config) -> None:
     index = build_index(DecontaminationConfig(allow_hub=False))
     exclude = problem_entry_points(resolve_problems(cfg.eval))
     build_code_sft_tiny(cfg.stdlib_data.out_dir, cfg.stdlib_data.max_examples, index, exclude)
+
+
+def ensure_instruction_data(cfg: Config) -> None:
+    """Convert the configured instruction sets into stage-1 chat JSONL when it is missing (decontaminated)."""
+    data = cfg.instruction_data
+    if not data.out_file or Path(data.out_file).exists():
+        return
+    from data_recipes.config import DecontaminationConfig
+    from data_recipes.decontaminate import build_index
+    from data_recipes.sft_data import convert
+
+    stats = convert("code", data.sources, data.out_file, build_index(DecontaminationConfig(require_all=True)),
+                    split=data.split)
+    log.info("instruction data %s: %d conversations, skipped %s, %d decontaminated", data.out_file, stats.written,
+             stats.skipped, len(stats.decontaminated))
+
+
+def feedback_round(cfg: Config, name: str, previous: Path | None) -> None:
+    """Before stage `name`: the execution-feedback round writing its data, from the previous stage's export."""
+    if name != cfg.feedback.before or previous is None:
+        return
+    if all(Path(f).exists() for f in cfg.stages[name].train_files):
+        log.info("stage %s: its feedback data exists (%s): round skipped", name, cfg.stages[name].train_files)
+        return
+    from code_qwen.feedback import main as feedback_main
+
+    log.info("execution-feedback round from %s for stage %s", previous, name)
+    # The problem files are this recipe's (problem_data above, its data seed): the round must not rewrite them.
+    config = Path(cfg.feedback.config)
+    if not config.exists() and (Path(__file__).parents[1] / config).exists():
+        config = Path(__file__).parents[1] / config  # the shipped configs, named relative to the repository
+    report = feedback_main([str(config), *cfg.feedback.overrides, f"model={previous}", "problem_data.out_dir="])
+    if not report["total"]["kept"]:
+        raise SystemExit(f"the execution-feedback round kept no verified solution for stage {name} (its report: "
+                         f"{report['languages']}): train stage 1 longer or sample more (sampling.k)")
+
+
+def last_eval_verdicts(run_dir: Path, name: str) -> dict[str, bool]:
+    """task_id -> passed (all samples) at the run's last evaluated step; empty when none."""
+    steps = sorted((int(p.name.split("-")[1]), p) for p in (run_dir / "eval" / name).glob("step-*")
+                   if (p / "summary.json").exists())
+    if not steps:
+        return {}
+    verdicts: dict[str, bool] = {}
+    for line in (steps[-1][1] / "results.jsonl").open():
+        r = json.loads(line)
+        verdicts[r["task_id"]] = verdicts.get(r["task_id"], True) and bool(r["passed"])
+    return verdicts
+
+
+def feedback_gain(cfg: Config, record: dict[str, dict]) -> dict | None:
+    """Held-out pass@1 of the stage trained on feedback data minus that of the stage before it (its sampler), on
+    the same problems, with the paired 95% interval (eval/stats.py); None without a round or evaluations."""
+    if not cfg.feedback.before or not cfg.eval.problems:
+        return None
+    from eval.stats import accuracy_with_interval, paired_difference
+
+    names = list(cfg.stages)
+    after_name = cfg.feedback.before
+    before_name = names[names.index(after_name) - 1]
+    before = last_eval_verdicts(Path(record[before_name]["run_dir"]), cfg.eval.folder_name())
+    after = last_eval_verdicts(Path(record[after_name]["run_dir"]), cfg.eval.folder_name())
+    tasks = sorted(before.keys() & after.keys())
+    if not tasks:
+        return None
+    b, a = [before[t] for t in tasks], [after[t] for t in tasks]
+    return {"before": {"stage": before_name, **accuracy_with_interval(b)},
+            "after": {"stage": after_name, **accuracy_with_interval(a)},
+            "gain": paired_difference(b, a)}
 
 
 def chat_sample(export: Path, prompt: str, trust_remote_code: bool = False) -> dict:
@@ -238,10 +336,16 @@ def main(argv: list[str] | None = None) -> dict:
     is_main = init_distributed().is_main
     if is_main:  # one rank writes the top folder and builds missing tiny data; the others wait for it
         save_config(cfg, top_dir(cfg) / "config.yaml")
+        if cfg.problem_data.out_dir:
+            ensure_problem_data(cfg.problem_data)
         ensure_stdlib_data(cfg)
+        ensure_instruction_data(cfg)
     barrier()
     previous, record = None, {}
     for name in cfg.stages:
+        if is_main:
+            feedback_round(cfg, name, previous)
+        barrier()
         init = stage_init(cfg, previous)
         trainer = build_stage_trainer(cfg, name, init)
         steps = trainer.cfg.train.max_steps
@@ -257,6 +361,12 @@ def main(argv: list[str] | None = None) -> dict:
     if not is_main:
         return record
     final = write_pointers(cfg, record)
+    gain = feedback_gain(cfg, record)
+    if gain is not None:
+        (top_dir(cfg) / "feedback_gain.json").write_text(json.dumps(gain, indent=2) + "\n")
+        log.info("execution feedback: held-out pass@1 %.3f -> %.3f, gain %+.3f (95%% CI %s)",
+                 gain["before"]["accuracy"], gain["after"]["accuracy"], gain["gain"]["difference"],
+                 gain["gain"]["ci95"])
     sample = chat_sample(final, cfg.chat_sample_prompt, cfg.model.trust_remote_code)
     (top_dir(cfg) / "chat_sample.json").write_text(json.dumps(sample, indent=2) + "\n")
     print(json.dumps({"final_export": str(final), "stages": record, "chat_sample": sample["completion"]}))

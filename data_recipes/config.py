@@ -11,7 +11,7 @@ from typing import Any
 
 from shared.config import ConfigError, ModelConfig
 
-SOURCE_KINDS = ("tree", "jsonl", "parquet", "hub")
+SOURCE_KINDS = ("tree", "jsonl", "parquet", "hub", "code_problems")
 
 
 @dataclass
@@ -43,13 +43,18 @@ class SourceConfig:
     weight: float = 1.0
     # Explicit token budget for this source (0 = from weight and target, or no limit).
     max_tokens: int = 0
+    # code_problems: modules of solved training functions from the tiny problem generator (code_problems.py).
+    problems: int = 0
+    problems_seed: int = 0
 
     def validate(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise ConfigError(f"source {self.name}: kind must be one of {SOURCE_KINDS}")
         if self.kind == "hub" and not self.hub_name:
             raise ConfigError(f"source {self.name}: kind hub needs hub_name")
-        if self.kind != "hub" and not self.path:
+        if self.kind == "code_problems" and self.problems < 1:
+            raise ConfigError(f"source {self.name}: kind code_problems needs problems >= 1")
+        if self.kind not in ("hub", "code_problems") and not self.path:
             raise ConfigError(f"source {self.name}: kind {self.kind} needs path")
         if self.weight <= 0:
             raise ConfigError(f"source {self.name}: weight must be > 0")
@@ -123,6 +128,8 @@ class BenchmarkConfig:
     hub_config: str | None = None
     split: str = "test"
     fields: list[str] = field(default_factory=list)
+    # Only rows whose integer task_id lies in [lo, hi] (a file holding several splits, as MBPP's full set); empty: all.
+    task_id_range: list[int] = field(default_factory=list)
 
 
 def standard_benchmarks() -> list[BenchmarkConfig]:
@@ -137,7 +144,10 @@ def standard_benchmarks() -> list[BenchmarkConfig]:
     code = ["prompt", "canonical_solution"]
     return [
         BenchmarkConfig("humaneval", "humaneval/HumanEval.jsonl.gz", "openai/openai_humaneval", None, "test", code),
-        BenchmarkConfig("mbpp", "mbpp/mbpp.jsonl", "google-research-datasets/mbpp", "full", "test", ["text", "code"]),
+        # mbpp.jsonl holds every split; its test split is task ids 11-510 (train, validation and prompt are not
+        # evaluation data, and execution feedback trains on them).
+        BenchmarkConfig("mbpp", "mbpp/mbpp.jsonl", "google-research-datasets/mbpp", "full", "test", ["text", "code"],
+                        [11, 510]),
         *[BenchmarkConfig(f"humanevalpack-{lang}", f"humanevalpack/{lang}.jsonl", "bigcode/humanevalpack", cfg,
                           "test", code) for lang, cfg in pack],
         BenchmarkConfig("gsm8k-test", "gsm8k/test.jsonl", "openai/gsm8k", "main", "test", ["question"]),

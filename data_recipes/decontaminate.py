@@ -61,6 +61,9 @@ def load_benchmark_texts(spec: BenchmarkConfig, data_dir: str, allow_hub: bool) 
             raise BenchmarkUnavailable(f"{spec.name}: hub {spec.hub_name}: {type(e).__name__}: {e}") from e
     if rows is None:
         raise BenchmarkUnavailable(f"{spec.name}: no file at {spec.path!r} (data_dir={data_dir!r}) and no hub access")
+    if spec.task_id_range:
+        lo, hi = spec.task_id_range
+        rows = [r for r in rows if lo <= int(r["task_id"]) <= hi]
     texts = []
     for row in rows:
         parts = [str(row[f]) for f in spec.fields if row.get(f)]

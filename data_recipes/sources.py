@@ -197,7 +197,16 @@ def read_hub(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
         yield record_item(cfg, f"{cfg.name}:{row}", record, 0)
 
 
-READERS = {"tree": read_tree, "jsonl": read_jsonl, "parquet": read_parquet, "hub": read_hub}
+def read_code_problems(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
+    """Generated Python modules of solved training problems (the tiny code default's learnable part)."""
+    from data_recipes.code_problems import pretrain_documents
+
+    for path, text in pretrain_documents(cfg.problems, cfg.problems_seed):
+        yield Item(cfg.name, f"{cfg.name}:{path}", path, text=text, n_bytes=len(text.encode("utf-8")))
+
+
+READERS = {"tree": read_tree, "jsonl": read_jsonl, "parquet": read_parquet, "hub": read_hub,
+           "code_problems": read_code_problems}
 
 
 def read_source(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
@@ -213,7 +222,7 @@ def read_source(cfg: SourceConfig, max_file_bytes: int) -> Iterator[Item]:
 
 def estimated_bytes(cfg: SourceConfig) -> int | None:
     """Bytes this source will read (for the ETA), or None when unknown (hub streams)."""
-    if cfg.kind == "hub":
+    if cfg.kind in ("hub", "code_problems"):
         return None
     if cfg.kind == "tree":
         total = 0

@@ -43,7 +43,8 @@ def test_every_config_yaml_is_accounted_for():
 def test_recipe_yaml_validates(module, path):
     mod = importlib.import_module(module)
     cfg = load_config(mod.Config, path)
-    assert cfg.train.max_steps >= 1 and cfg.train.optimizer.lr > 0
+    if hasattr(cfg, "train"):  # training recipes (code-feedback is a data recipe)
+        assert cfg.train.max_steps >= 1 and cfg.train.optimizer.lr > 0
 
 
 @pytest.mark.parametrize("module", ["code_qwen.pretrain", "code_qwen.sft", "math_qwen.sft", "math_qwen.rft"])

@@ -79,7 +79,7 @@ def test_run_folder_follows_design(run):
 def test_in_training_eval_writes_results_beside_checkpoints(run):
     root, _, _ = run
     run_dir = root / "runs" / pretrain.RECIPE / "t"
-    problems = [json.loads(line) for line in (root / "data" / "code_eval_local" / "problems.jsonl").open()]
+    problems = [json.loads(line) for line in (root / "data" / "code_eval_local" / "heldout-3.jsonl").open()]
     for step in (2, 4):
         out = run_dir / "eval" / "local" / f"step-{step}"
         summary = json.loads((out / "summary.json").read_text())
@@ -100,7 +100,7 @@ def test_live_model_evaluation_equals_evaluating_the_saved_checkpoint(run, tmp_p
     cfg = load_config(pretrain.Config, pretrain.DEFAULT_CONFIG, args)
     step = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*")
                if (p / "eval" / "local" / "summary.json").exists())
-    problems = root / "data" / "code_eval_local" / "problems.jsonl"
+    problems = root / "data" / "code_eval_local" / "heldout-3.jsonl"
     out = tmp_path / f"step-{step}"
     evaluate_into(out, step, cfg.eval, str(problems), str(run_dir / "checkpoints" / f"step-{step}" / "hf"), None,
                   chat=False)
@@ -117,6 +117,7 @@ def test_rerun_resumes_and_evaluates_on_the_configured_schedule(run):
     root, args, _ = run
     run_dir = root / "runs" / pretrain.RECIPE / "t"
     before = (run_dir / "eval" / "local" / "step-4" / "summary.json").stat().st_mtime_ns
+    at_init = (run_dir / "eval" / "local" / "step-0" / "summary.json").stat().st_mtime_ns
     more = [a for a in args if not a.startswith("train.max_steps=")] + ["train.max_steps=8", "eval.every=4"]
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -125,8 +126,9 @@ def test_rerun_resumes_and_evaluates_on_the_configured_schedule(run):
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9)), "the resumed run continues at step 5 and repeats nothing"
     evaluated = sorted(int(p.name.split("-")[1]) for p in (run_dir / "eval" / "local").iterdir())
-    assert evaluated == [2, 4, 8]  # 6 is not a multiple of eval.every=4
+    assert evaluated == [0, 2, 4, 8]  # 0: the random init (eval.baseline); 6 is not a multiple of eval.every=4
     assert (run_dir / "eval" / "local" / "step-4" / "summary.json").stat().st_mtime_ns == before
+    assert (run_dir / "eval" / "local" / "step-0" / "summary.json").stat().st_mtime_ns == at_init  # not redone
 
 
 def test_eval_every_must_fall_on_checkpoints(tmp_path):
