@@ -9,8 +9,8 @@ One table (also written as JSON, --out), one row per step; each step is also a p
                         (both are bf16 computations of the same thing; neither may be worse than bf16 noise)
   bf16_accumulation     DeepSpeed (ZeRO-2, bf16, fp32 accumulation): 8x1 accumulated gradient == the exact sum of
                         the 8 micro-batch bf16 gradients (<= 1e-6), and 8x1 vs 1x8 (bf16 compute noise)
-  vllm_greedy           vLLM greedy == HF greedy on a tiny export (eval.generate.generate_completions: a path
-                        string runs vLLM when it is installed, a model object runs HF); skipped without vLLM
+  vllm_greedy           vLLM greedy == HF greedy on a tiny export (eval.vllm_check.greedy_agreement: HF engine,
+                        then vLLM in a child process of its own); skipped without vLLM
   train_1.5b_seq8192    tokens/s/GPU and MFU of a Qwen2-1.5B-shaped random model, ZeRO-2, activation
                         checkpointing, flash-attn when installed, packed rows of 8192 (code pretraining shape)
   train_1.5b_seq1024    the same at 1024 (math SFT shape)

@@ -69,13 +69,16 @@ class Config:
 
 
 def sample_solutions(model: Any, tokenizer: Any, prompts: list[str], seed: int, cfg: SamplingConfig) -> list[list[str]]:
-    """k raw answers per chat prompt. The one place generation is called: switch it to the data-parallel
-    generation module (eval/, per-sample seeds) here."""
-    from eval.generate import generate_completions
+    """k raw answers per chat prompt, through the shared generation (eval.sharded): sample j of prompt i is
+    seeded by (chunk seed, i, j) alone, so batch size never changes what is drawn. The round runs on rank 0
+    while the other ranks wait (code_qwen.sft), hence collective=False; sharding it over ranks is future work."""
+    from eval.sharded import GenerationSpec, generate_tasks
 
-    return generate_completions(model, prompts, tokenizer=tokenizer, n=cfg.k, temperature=cfg.temperature,
-                                top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                                seed=seed, chat=True, progress=False)
+    spec = GenerationSpec(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                          seed=seed, batch_size=cfg.batch_size, chat=True)
+    out = generate_tasks(model, [(str(i), p) for i, p in enumerate(prompts)], spec, tokenizer=tokenizer,
+                         progress=False, collective=False)
+    return [out[str(i)] for i in range(len(prompts))]
 
 
 Sampler = Callable[[list[str], int], list[list[str]]]  # (chat prompts, seed) -> k raw answers per prompt

@@ -67,9 +67,12 @@ def rank_and_world() -> tuple[int, int]:
 
 def generate_tasks(model: Any, tasks: Sequence[tuple[str, str]], spec: GenerationSpec, *, tokenizer: Any = None,
                    work_dir: str | Path | None = None, skip: Iterable[str] = (), group_size: int | None = None,
-                   progress: bool = True, backend: str = "auto", tensor_parallel_size: int = 1
-                   ) -> dict[str, list[str]]:
+                   progress: bool = True, backend: str = "auto", tensor_parallel_size: int = 1,
+                   collective: bool = True) -> dict[str, list[str]]:
     """{task_id: n completions} for every task not in `skip`, on every rank (a collective under torchrun).
+
+    collective=False: this process generates every block itself and gathers nothing, for a caller that runs on
+    one rank while the others wait (the same completions: each sample's seed depends only on (seed, task, index)).
 
     model: an open Engine (reused, not closed), a loaded PreTrainedModel (with tokenizer) or a path/hub name
     (an engine is opened and closed here). Task ids must be unique. group_size: blocks never span groups of
@@ -89,11 +92,12 @@ def generate_tasks(model: Any, tasks: Sequence[tuple[str, str]], spec: Generatio
         pairs = [(t, j) for t in ids for j in range(copies)]
         blocks = make_blocks(pairs, copies * (group_size or len(ids)), spec.batch_size)
         store = PartsStore(Path(work_dir), spec, texts) if work_dir is not None else None
-        mine = _generate_my_blocks(engine, blocks, texts, spec, set(skip), store, progress)
+        rank, world = rank_and_world() if collective else (0, 1)
+        mine = _generate_my_blocks(engine, blocks, texts, spec, set(skip), store, progress, rank, world)
     finally:
         if owned:
             engine.close()
-    done = _all_gather(mine)
+    done = _all_gather(mine) if collective else mine
     return {t: [done[(t, 0 if copies == 1 else j)] for j in range(spec.n)] for t in ids if t not in set(skip)}
 
 
@@ -105,8 +109,8 @@ def make_blocks(pairs: list[Pair], group: int, batch_size: int) -> list[list[Pai
 
 
 def _generate_my_blocks(engine: Engine, blocks: list[list[Pair]], texts: dict[str, str], spec: GenerationSpec,
-                        skip: set[str], store: PartsStore | None, progress: bool) -> dict[Pair, str]:
-    rank, world = rank_and_world()
+                        skip: set[str], store: PartsStore | None, progress: bool, rank: int,
+                        world: int) -> dict[Pair, str]:
     stored = store.read() if store else {}
     mine = [b for b in range(len(blocks)) if b % world == rank and any(t not in skip for t, _ in blocks[b])]
     todo = [b for b in mine if any(p not in stored for p in blocks[b] if p[0] not in skip)]
