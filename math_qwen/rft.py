@@ -28,8 +28,8 @@ import torch
 
 from math_qwen import sft
 from math_qwen.data import PreparedData, prepare_data
-from math_qwen.heldout_eval import evaluate_heldout, read_summary, write_run_summary
-from math_qwen.rft_data import augmented_conversations, round_stats, write_augmented
+from math_qwen.heldout_eval import evaluate_heldout, paired_comparison, read_summary, write_run_summary
+from math_qwen.rft_data import augmented_conversations, pool, round_stats, write_augmented
 from math_qwen.rft_problems import read_problems
 from math_qwen.rft_sampling import SamplingConfig, sample_problems
 from shared.config import ConfigError, parse_cli
@@ -45,6 +45,12 @@ class RFTConfig:
     rounds: int = 1
     # HF folder of the round-1 sampler (an SFT export). Empty: the math-sft run with this run's name and settings.
     sampler: str = ""
+    # RFT-U (Yuan et al. 2023): round 1 pools the samples of several models before deduplication. Each entry is
+    # an SFT export folder, or "seed=<n>": the math-sft run <run_name>-seed<n> of these settings with
+    # train.seed=<n> (trained first when absent). Empty: rft.sampler alone.
+    samplers: list[str] = field(default_factory=list)
+    # Steps of each round's SFT; None: train.max_steps. RFT trains for the same epochs on the larger set.
+    max_steps: int | None = None
     # base: each round's SFT starts from the base model (RFT); current: from the model that sampled.
     train_from: str = "base"
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -76,13 +82,29 @@ def first_sampler(cfg: Config) -> Path:
     return Path(sft.run(as_sft_config(cfg))["export_dir"])
 
 
-def sampler_accuracy(cfg: Config, sampler: Path, tokenizer, heldout: Path, out_dir: Path) -> dict[str, Any]:
-    """Held-out summary of the sampling model: its own run's summary when made on the same problems, else new."""
+def first_samplers(cfg: Config) -> list[Path]:
+    """Round 1's sampling models: rft.samplers (RFT-U) or the single first_sampler."""
+    if not cfg.rft.samplers:
+        return [first_sampler(cfg)]
+    paths = []
+    for spec in cfg.rft.samplers:
+        if not spec.startswith("seed="):
+            paths.append(Path(spec))
+            continue
+        seed = int(spec.removeprefix("seed="))
+        train = dataclasses.replace(cfg.train, seed=seed)
+        log.info("RFT-U sampler %s: the math-sft run %s-seed%d", spec, cfg.run_name, seed)
+        paths.append(Path(sft.run(as_sft_config(cfg, run_name=f"{cfg.run_name}-seed{seed}", train=train))["export_dir"]))
+    return paths
+
+
+def sampler_accuracy(cfg: Config, sampler: Path, tokenizer, heldout: Path, out_dir: Path) -> tuple[dict[str, Any], Path]:
+    """Held-out summary of the sampling model and its folder: its own run's when made on the same problems."""
     own = read_summary(sampler.parent / "eval")
     if own and Path(own.get("problems_file", "")).is_file() and Path(own["problems_file"]).read_bytes() == heldout.read_bytes():
-        return own
+        return own, sampler.parent / "eval" / "heldout" / f"step-{own['step']}"
     return evaluate_heldout(sft.exported_model(sampler, cfg, tokenizer), tokenizer, heldout, out_dir, cfg.eval,
-                            cfg.data.heldout_benchmark)  # fmt: skip
+                            cfg.data.heldout_benchmark), out_dir  # fmt: skip
 
 
 def sampling_model(cfg: Config, sampler: Path, tokenizer):
@@ -107,31 +129,46 @@ def publish(run_dir: Path, export: Path) -> None:
     tmp.rename(run_dir / "export")
 
 
-def run_round(cfg: Config, r: int, sampler: Path, prepared: PreparedData, augmented: list[Path]) -> dict[str, Any]:
-    """Sample, filter, write the augmented file, train; the round's rounds.jsonl line."""
+def samples_path(round_dir: Path, s: int) -> Path:
+    """Sampler s's samples: round-<r>/samples.jsonl for the first (or only) one, samples-<s>.jsonl after it."""
+    return round_dir / ("samples.jsonl" if s == 0 else f"samples-{s}.jsonl")
+
+
+def run_round(cfg: Config, r: int, samplers: list[Path], prepared: PreparedData, augmented: list[Path]) -> dict[str, Any]:
+    """Sample (with each sampler), pool, filter, write the augmented file, train; the round's rounds.jsonl line."""
     start = time.monotonic()
     run_dir = Path(cfg.runs_dir) / RECIPE / cfg.run_name
     round_dir = run_dir / f"round-{r}"
     tokenizer = load_tokenizer(cfg.model)
     problem_set = read_problems(prepared.train_files, cfg.rft.sampling.max_problems)
     problems = problem_set.problems
-    before = None
+    sampler = samplers[0]  # the model the round is compared with (RFT-U: the first of the pooled ones)
+    before, before_dir = None, None
     if prepared.heldout_file is not None and cfg.eval.enabled:
-        before = sampler_accuracy(cfg, sampler, tokenizer, prepared.heldout_file, round_dir / "eval-sampler")
-    model = sampling_model(cfg, sampler, tokenizer)
-    records = sample_problems(model, tokenizer, problems, round_dir / "samples.jsonl", cfg.rft.sampling,
-                              round_=r, model_name=str(sampler))  # fmt: skip
-    del model
-    augmented.append(write_augmented(round_dir / "augmented.jsonl", augmented_conversations(problems, records)))
+        before, before_dir = sampler_accuracy(cfg, sampler, tokenizer, prepared.heldout_file, round_dir / "eval-sampler")
+    records = []
+    for s, path in enumerate(samplers):
+        model = sampling_model(cfg, path, tokenizer)
+        records.append(sample_problems(model, tokenizer, problems, samples_path(round_dir, s), cfg.rft.sampling,
+                                       round_=r, model_name=str(path)))  # fmt: skip
+        del model
+    pooled = pool(problems, records)
+    augmented.append(write_augmented(round_dir / "augmented.jsonl", augmented_conversations(pooled)))
     init = cfg.init_from if cfg.rft.train_from == "base" else str(sampler)
-    round_cfg = as_sft_config(cfg, run_name=f"{cfg.run_name}/round-{r}", init_from=init,
+    train = dataclasses.replace(cfg.train, max_steps=cfg.rft.max_steps or cfg.train.max_steps)
+    round_cfg = as_sft_config(cfg, run_name=f"{cfg.run_name}/round-{r}", init_from=init, train=train,
                               eval=dataclasses.replace(cfg.eval, baseline=False))  # fmt: skip
     result = sft.run(round_cfg, RECIPE, PreparedData([*prepared.train_files, *augmented], prepared.heldout_file, None))
     after = result.get("eval_after")
-    return {"round": r, **round_stats(problems, records), "skipped_problems": dict(problem_set.skipped),
+    paired = None
+    if before_dir is not None and after is not None:
+        paired = paired_comparison(before_dir, Path(result["run_dir"]) / "eval" / "heldout" / f"step-{result['step']}")
+    return {"round": r, **round_stats(pooled, [str(p) for p in samplers]), "skipped_problems": dict(problem_set.skipped),
             "skipped_where": problem_set.skipped_where[:20],
             "accuracy_before": before["accuracy"] if before else None,
+            "accuracy_before_ci95": before.get("ci95") if before else None,
             "accuracy_after": after["accuracy"] if after else None,
+            "accuracy_after_ci95": after.get("ci95") if after else None, "paired_difference": paired,
             "n_heldout": after["n_problems"] if after else None, "sampler": str(sampler),
             "trained_from": init or cfg.model.name_or_path, "export": result["export_dir"], "steps": result["step"],
             "train_files": [str(p) for p in [*prepared.train_files, *augmented]],
@@ -143,25 +180,26 @@ def run(cfg: Config) -> list[dict[str, Any]]:
     prepared = prepare_data(cfg.data, run_dir)
     rounds_path = run_dir / "rounds.jsonl"
     done = read_rounds(rounds_path)
-    sampler = first_sampler(cfg)
+    samplers = first_samplers(cfg)
     augmented: list[Path] = []
     lines = []
     for r in range(1, cfg.rft.rounds + 1):
         if r in done:
             augmented.append(run_dir / f"round-{r}" / "augmented.jsonl")
-            sampler = Path(done[r]["export"])
+            samplers = [Path(done[r]["export"])]
             lines.append(done[r])
             continue
-        line = run_round(cfg, r, sampler, prepared, augmented)
+        line = run_round(cfg, r, samplers, prepared, augmented)
         with open(rounds_path, "a") as f:
             f.write(json.dumps(line) + "\n")
-        sampler = Path(line["export"])
-        publish(run_dir, sampler)
-        after = read_summary(sampler.parent / "eval")
+        samplers = [Path(line["export"])]
+        publish(run_dir, samplers[0])
+        after = read_summary(samplers[0].parent / "eval")
         if after is not None:
             write_run_summary(run_dir, after, None, line["steps"],
                               {"recipe": RECIPE, "run": cfg.run_name, "round": r,
-                               "accuracy_before": line["accuracy_before"], "before_is": "the round's sampling model"})  # fmt: skip
+                               "accuracy_before": line["accuracy_before"], "accuracy_before_ci95": line["accuracy_before_ci95"],
+                               "paired_difference": line["paired_difference"], "before_is": "the round's sampling model"})  # fmt: skip
         lines.append(line)
         log.info("round %d: %s", r, {k: line[k] for k in ("coverage", "distinct_paths_kept", "accuracy_before", "accuracy_after")})
     return lines

@@ -47,6 +47,10 @@ def test_sft_then_rft_round(tmp_path):
     assert json.loads((rft_dir / "rounds.jsonl").read_text()) == line
     assert line["round"] == 1 and line["problems"] == 8 and line["samples_drawn"] == 16
     assert 0.0 <= line["coverage"] <= 1.0 and line["accuracy_before"] == summary["accuracy"]
+    assert summary["ci95"][0] <= summary["accuracy"] <= summary["ci95"][1] and summary["untrained_ci95"] is not None
+    paired = line["paired_difference"]  # the same 6 held-out problems before and after the round
+    assert paired["n"] == 6 and paired["difference"] == pytest.approx(line["accuracy_after"] - line["accuracy_before"])
+    assert [s["samples"] for s in line["per_sampler"]] == [16]
     assert line["accuracy_after"] == json.loads((rft_dir / "eval" / "summary.json").read_text())["accuracy"]
     augmented = (rft_dir / "round-1" / "augmented.jsonl").read_text().splitlines()
     assert len(augmented) == line["distinct_paths_kept"]
