@@ -7,7 +7,9 @@ correct ones with valid calculator annotations are kept and deduplicated by equa
 (rft.train_from=base, as in RFT) or from the sampling model (current). Each round appends a line to
 runs/math-rft/<run>/rounds.jsonl; the newest round's export is published as runs/math-rft/<run>/export/ and
 its held-out summary as eval/summary.json. The first sampler is rft.sampler, or else the math-sft run of the
-same name and settings (trained first when it is not there yet). Re-running resumes: finished rounds are
+same name and settings (trained first when it is not there yet); with rft.samplers (RFT-U) round 1 pools the
+samples of several models before deduplication (math_qwen.rft_data). Each round's line carries the held-out
+accuracies with their Wilson intervals and the paired before/after difference with its 95% interval. Re-running resumes: finished rounds are
 skipped, sampling continues where it stopped, the SFT resumes from its last checkpoint.
 """
 
