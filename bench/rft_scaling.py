@@ -8,7 +8,7 @@ per problem once and RFT at k uses the first k of each problem's samples (what a
 sample's randomness depends only on (seed, task, index)). A control row trains SFT on the gold data alone for
 as many steps as the RFT rounds, so a lift that is only "more steps" shows as such.
 
-    .venv/bin/python -m bench.rft_scaling [--ks 1,2,4,8] [--seeds 0,1,2] [--rftu-k 4] [--out bench/out/rft_scaling]
+    .venv/bin/python -m bench.rft_scaling [--ks 1,2,4,8] [--seeds 1234,1,2] [--rftu-k 4] [--out bench/out/rft_scaling]
         [key=value ...]   # math-rft config overrides, e.g. train.max_steps=200 rft.sampling.max_problems=500
 """
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ks", default="1,2,4,8")
-    parser.add_argument("--seeds", default="0,1,2", help="train.seed of the SFT models (the first is the RFT sampler)")
+    parser.add_argument("--seeds", default="1234,1,2", help="train.seed of the SFT models (the first, the default's, samples for RFT)")
     parser.add_argument("--rftu-k", type=int, default=4)
     parser.add_argument("--out", default="bench/out/rft_scaling")
     args, overrides = parser.parse_known_args(argv)

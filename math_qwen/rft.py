@@ -49,7 +49,7 @@ class RFTConfig:
     sampler: str = ""
     # RFT-U (Yuan et al. 2023): round 1 pools the samples of several models before deduplication. Each entry is
     # an SFT export folder, or "seed=<n>": the math-sft run <run_name>-seed<n> of these settings with
-    # train.seed=<n> (trained first when absent). Empty: rft.sampler alone.
+    # train.seed=<n> (trained first when absent; n = train.seed is the run's own SFT). Empty: rft.sampler alone.
     samplers: list[str] = field(default_factory=list)
     # Steps of each round's SFT; None: train.max_steps. RFT trains for the same epochs on the larger set.
     max_steps: int | None = None
@@ -94,6 +94,9 @@ def first_samplers(cfg: Config) -> list[Path]:
             paths.append(Path(spec))
             continue
         seed = int(spec.removeprefix("seed="))
+        if seed == cfg.train.seed:  # this run's own SFT: the one a plain math-rft samples from
+            paths.append(first_sampler(dataclasses.replace(cfg, rft=dataclasses.replace(cfg.rft, sampler=""))))
+            continue
         train = dataclasses.replace(cfg.train, seed=seed)
         log.info("RFT-U sampler %s: the math-sft run %s-seed%d", spec, cfg.run_name, seed)
         paths.append(Path(sft.run(as_sft_config(cfg, run_name=f"{cfg.run_name}-seed{seed}", train=train))["export_dir"]))
