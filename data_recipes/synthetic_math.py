@@ -90,7 +90,7 @@ def _rows_paths(a, b, c):
 
 
 TEMPLATES = [
-    Template("sum3", ((2, 20), (2, 9), (2, 9)), lambda a, b, c: len({a, b, c}) > 1,  # else one path
+    Template("sum3", ((2, 20), (2, 9), (2, 9)), lambda a, b, c: True,
              lambda n, m, item, a, b, c: f"{n} has {a} {item}, gets {b} more from {m} and then {c} more. "
                                          f"How many {item} does {n} have?", _sum3_paths),
     Template("give2", ((10, 40), (1, 9), (1, 9)), lambda a, b, c: b + c <= a,
@@ -148,10 +148,10 @@ def answer_of(template: Template, numbers: tuple[int, ...]) -> int:
 
 @cache
 def key_space(split: str) -> dict[str, tuple[tuple[int, ...], ...]]:
-    """Every valid number tuple of every template that belongs to `split`."""
+    """Every valid number tuple of every template that belongs to `split` and has at least two distinct paths."""
     return {
         t.name: tuple(nums for nums in itertools.product(*(range(lo, hi + 1) for lo, hi in t.ranges))
-                      if t.valid(*nums) and split_of(t.name, nums) == split)
+                      if t.valid(*nums) and split_of(t.name, nums) == split and len(distinct_paths(t, nums)) > 1)
         for t in TEMPLATES
     }  # fmt: skip
 
