@@ -81,21 +81,22 @@ def write_augmented(path: Path, conversations: list[dict]) -> Path:
 def _sampler_stats(pooled: list[PooledProblem], n_samplers: int, names: list[str]) -> list[dict[str, Any]]:
     """Per sampler: samples, correct ones, distinct paths credited to it (first in pooled order) and paths no
     other sampler found (its accepted paths, the gold's aside, that no other sampler's accepted samples have)."""
-    stats = [{"sampler": names[s] if s < len(names) else str(s), "samples": 0, "correct_samples": 0,
-              "distinct_paths_kept": 0, "unique_paths": 0} for s in range(n_samplers)]  # fmt: skip
+    counts = [Counter[str]() for _ in range(n_samplers)]
     for pp in pooled:
         gold = check_annotations(pp.problem.gold_solution).equations or normalize_text(pp.problem.gold_solution)
         paths_of: list[set] = [set() for _ in range(n_samplers)]
         for v, (s, _) in zip(pp.verdicts, pp.origins, strict=True):
-            stats[s]["samples"] += 1
-            stats[s]["correct_samples"] += v.reason in CORRECT
-            stats[s]["distinct_paths_kept"] += v.kept
+            counts[s]["samples"] += 1
+            counts[s]["correct_samples"] += v.reason in CORRECT
+            counts[s]["distinct_paths_kept"] += v.kept
             if v.reason in ACCEPTED:
                 paths_of[s].add(v.equations or normalize_text(pp.completions[v.sample_index]))
         for s in range(n_samplers):
             others = set().union(*(paths_of[o] for o in range(n_samplers) if o != s))
-            stats[s]["unique_paths"] += len(paths_of[s] - others - {gold})
-    return stats
+            counts[s]["unique_paths"] += len(paths_of[s] - others - {gold})
+    keys = ("samples", "correct_samples", "distinct_paths_kept", "unique_paths")
+    return [{"sampler": names[s] if s < len(names) else str(s), **{k: counts[s][k] for k in keys}}
+            for s in range(n_samplers)]  # fmt: skip
 
 
 def round_stats(pooled: list[PooledProblem], sampler_names: list[str] | None = None) -> dict[str, Any]:
