@@ -1,10 +1,20 @@
-"""Synthetic arithmetic word problems with GSM8K-style solutions, for the tiny math default.
+"""Synthetic arithmetic word problems with several solution paths, for the tiny math default.
 
-Short templated stories with small numbers and 1-3 steps; each step's arithmetic carries a `<<a*b=c>>`
-calculator annotation and the solution ends with `#### <answer>`. Deterministic from a seed. A problem's
-identity is its template and numbers (names and objects are decoration): the held-out split takes a fixed
-share of that space by hash, so no train problem has the template and numbers of a held-out one, and a
-held-out score measures arithmetic on unseen operand combinations, not recall.
+Short stories with small numbers and 2-3 steps, written GSM8K-style: each step carries a `<<a+b=c>>` calculator
+annotation and the solution ends with `#### <answer>`. Every template has several valid solution paths (the
+same quantities combined in a different order, or by different equations, e.g. a*c + b*c or (a+b)*c), and a
+problem's gold solution shows ONE of them, drawn from the seed. Across the training set every path is shown
+(so the model can write each), but for a given problem sampling can find paths its gold does not show: that is
+what rejection sampling (RFT, Yuan et al. 2023) needs to add distinct reasoning paths.
+
+Sizes (why): digits are single tokens of the tiny tokenizer, so the model learns the arithmetic digit by
+digit; operands stay small (sums under ~100, products of a single digit and a small number) so that a
+2-4M-parameter model learns the facts in minutes on a CPU; solutions are terse (a short lead-in per step) so a
+problem costs few tokens and an epoch is cheap.
+
+A problem's identity is its template and numbers (names and objects are decoration): the held-out split takes
+a fixed share of that space by hash, so no train problem has the template and numbers of a held-out one, and
+a held-out score measures arithmetic on unseen operand combinations, not recall.
 """
 
 from __future__ import annotations
@@ -21,7 +31,10 @@ NAMES = ["Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo",
 ITEMS = ["apples", "pens", "books", "cards", "stickers", "marbles", "cookies", "shells", "coins", "eggs",
          "stamps", "beads", "toys", "cups", "rocks", "socks"]  # fmt: skip
 SPLITS = ("train", "heldout")
-HELDOUT_SHARE = 0.2
+HELDOUT_SHARE = 0.3  # large enough for >= 2,000 held-out problems, so the 95% interval is about +-2 points
+
+Step = tuple[str, int]  # (expression, value), e.g. ("3*4", 12)
+Path_ = list[Step]
 
 
 @dataclass(frozen=True)
@@ -29,97 +42,74 @@ class Template:
     name: str
     ranges: tuple[tuple[int, int], ...]  # inclusive range of each number
     valid: Callable[..., bool]
-    render: Callable[..., tuple[str, list[tuple[str, str, int]], int]]  # -> question, steps, answer
+    question: Callable[..., str]  # (name, other name, item, *numbers) -> question text
+    paths: Callable[..., list[Path_]]  # numbers -> every valid solution path (the steps of each)
 
 
-def _step(expr: str, value: int, sentence: str) -> tuple[str, str, int]:
-    return expr, sentence, value
+def _op(a: int, sign: str, b: int) -> Step:
+    value = {"+": a + b, "-": a - b, "*": a * b}[sign]
+    return f"{a}{sign}{b}", value
 
 
-def _add(n, item, a, b):
-    q = f"{n} has {a} {item}. {n} gets {b} more {item}. How many {item} does {n} have now?"
-    return q, [_step(f"{a}+{b}", a + b, f"{n} has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} {item} now.")], a + b
+def _sum3_paths(a, b, c):
+    # Three quantities added: any pair first, then the third.
+    return [[_op(x, "+", y), _op(x + y, "+", z)] for x, y, z in ((a, b, c), (a, c, b), (b, c, a))]
 
 
-def _sub(n, item, a, b):
-    q = f"{n} has {a} {item} and gives away {b} of them. How many {item} does {n} have left?"
-    return q, [_step(f"{a}-{b}", a - b, f"{n} has {a} - {b} = <<{a}-{b}={a - b}>>{a - b} {item} left.")], a - b
+def _give2_paths(a, b, c):
+    # Two amounts taken away: one after the other (either order), or their total at once.
+    return [[_op(a, "-", b), _op(a - b, "-", c)], [_op(a, "-", c), _op(a - c, "-", b)],
+            [_op(b, "+", c), _op(a, "-", b + c)]]  # fmt: skip
 
 
-def _mul(n, item, a, b):
-    q = f"{n} buys {a} bags with {b} {item} in each bag. How many {item} does {n} buy?"
-    return q, [_step(f"{a}*{b}", a * b, f"{n} buys {a} * {b} = <<{a}*{b}={a * b}>>{a * b} {item}.")], a * b
+def _bags_paths(a, b, c):
+    # a bags and b bags of c each: a*c + b*c (either product first) or (a+b)*c.
+    return [[_op(a, "*", c), _op(b, "*", c), _op(a * c, "+", b * c)],
+            [_op(b, "*", c), _op(a, "*", c), _op(b * c, "+", a * c)],
+            [_op(a, "+", b), _op(a + b, "*", c)]]  # fmt: skip
 
 
-def _div(n, item, a, b):
-    total = a * b
-    q = f"{n} shares {total} {item} equally among {a} friends. How many {item} does each friend get?"
-    return q, [_step(f"{total}/{a}", b, f"Each friend gets {total} / {a} = <<{total}/{a}={b}>>{b} {item}.")], b
+def _more_paths(a, b):
+    # B has b more than A's a; together: find B first, or double A first.
+    return [[_op(a, "+", b), _op(a, "+", a + b)], [_op(a, "*", 2), _op(2 * a, "+", b)],
+            [_op(a, "+", a), _op(a + a, "+", b)]]  # fmt: skip
 
 
-def _add_mul(n, item, a, b, c):
-    bc = b * c
-    q = f"{n} has {a} {item}. {n} buys {b} boxes with {c} {item} in each box. How many {item} does {n} have now?"
-    steps = [
-        _step(f"{b}*{c}", bc, f"The boxes hold {b} * {c} = <<{b}*{c}={bc}>>{bc} {item}."),
-        _step(f"{a}+{bc}", a + bc, f"{n} has {a} + {bc} = <<{a}+{bc}={a + bc}>>{a + bc} {item} now."),
-    ]
-    return q, steps, a + bc
+def _lose_find_paths(a, b, c):
+    # Lose b, find c: in either order, or the net change first when it is a gain.
+    paths = [[_op(a, "-", b), _op(a - b, "+", c)], [_op(a, "+", c), _op(a + c, "-", b)]]
+    if c > b:
+        paths.append([_op(c, "-", b), _op(a, "+", c - b)])
+    return paths
 
 
-def _change(n, item, a, b, c):
-    cost = a * b
-    q = f"One of the {item} costs ${a}. {n} buys {b} of them and pays with ${c}. How much change does {n} get?"
-    steps = [
-        _step(f"{a}*{b}", cost, f"The {item} cost {a} * {b} = $<<{a}*{b}={cost}>>{cost}."),
-        _step(f"{c}-{cost}", c - cost, f"{n} gets {c} - {cost} = $<<{c}-{cost}={c - cost}>>{c - cost} in change."),
-    ]
-    return q, steps, c - cost
-
-
-def _sub_add(n, item, a, b, c):
-    left = a - b
-    q = f"{n} had {a} {item}, lost {b} of them and then found {c} more. How many {item} does {n} have?"
-    steps = [
-        _step(f"{a}-{b}", left, f"After losing some, {n} has {a} - {b} = <<{a}-{b}={left}>>{left} {item}."),
-        _step(f"{left}+{c}", left + c, f"Then {n} has {left} + {c} = <<{left}+{c}={left + c}>>{left + c} {item}."),
-    ]
-    return q, steps, left + c
-
-
-def _wage(n, item, a, b, c, d):
-    day, total = a * b, a * b * c
-    q = (f"{n} earns ${a} an hour and works {b} hours a day for {c} days. {n} spends ${d} on {item}. "
-         f"How much money does {n} have left?")  # fmt: skip
-    steps = [
-        _step(f"{a}*{b}", day, f"{n} earns {a} * {b} = $<<{a}*{b}={day}>>{day} a day."),
-        _step(f"{day}*{c}", total, f"In {c} days that is {day} * {c} = $<<{day}*{c}={total}>>{total}."),
-        _step(f"{total}-{d}", total - d, f"{n} has {total} - {d} = $<<{total}-{d}={total - d}>>{total - d} left."),
-    ]
-    return q, steps, total - d
-
-
-def _double_sub(n, item, a, b):
-    twice = 2 * a
-    q = f"{n} has {a} {item}. {n}'s friend has twice as many but gives {b} away. How many {item} does the friend have?"
-    steps = [
-        _step(f"2*{a}", twice, f"The friend has 2 * {a} = <<2*{a}={twice}>>{twice} {item}."),
-        _step(f"{twice}-{b}", twice - b, f"After giving some away: {twice} - {b} = <<{twice}-{b}={twice - b}>>{twice - b} {item}."),
-    ]  # fmt: skip
-    return q, steps, twice - b
+def _rows_paths(a, b, c):
+    # a rows of b plus c extra; the product either way round, the extra added either side.
+    return [[_op(a, "*", b), _op(a * b, "+", c)], [_op(b, "*", a), _op(a * b, "+", c)],
+            [_op(a, "*", b), _op(c, "+", a * b)]]  # fmt: skip
 
 
 TEMPLATES = [
-    Template("add", ((2, 40), (2, 40)), lambda a, b: True, _add),
-    Template("sub", ((5, 50), (1, 40)), lambda a, b: b < a, _sub),
-    Template("mul", ((2, 9), (2, 9)), lambda a, b: True, _mul),
-    Template("div", ((2, 9), (2, 9)), lambda a, b: True, _div),
-    Template("add_mul", ((1, 20), (2, 6), (2, 6)), lambda a, b, c: True, _add_mul),
-    Template("change", ((1, 9), (2, 5), (10, 50)), lambda a, b, c: a * b <= c, _change),
-    Template("sub_add", ((5, 30), (1, 20), (1, 20)), lambda a, b, c: b < a, _sub_add),
-    Template("wage", ((2, 9), (2, 5), (2, 5), (1, 30)), lambda a, b, c, d: d < a * b * c, _wage),
-    Template("double_sub", ((2, 25), (1, 20)), lambda a, b: b < 2 * a, _double_sub),
+    Template("sum3", ((2, 20), (2, 9), (2, 9)), lambda a, b, c: True,
+             lambda n, m, item, a, b, c: f"{n} has {a} {item}, gets {b} more from {m} and then {c} more. "
+                                         f"How many {item} does {n} have?", _sum3_paths),
+    Template("give2", ((10, 40), (1, 9), (1, 9)), lambda a, b, c: b + c <= a,
+             lambda n, m, item, a, b, c: f"{n} has {a} {item}, gives {b} to {m} and {c} to a friend. "
+                                         f"How many {item} are left?", _give2_paths),
+    Template("bags", ((2, 6), (2, 6), (2, 9)), lambda a, b, c: True,
+             lambda n, m, item, a, b, c: f"{n} buys {a} bags and {m} buys {b} bags. Each bag has {c} {item}. "
+                                         f"How many {item} do they buy?", _bags_paths),
+    Template("more", ((2, 20), (1, 9)), lambda a, b: True,
+             lambda n, m, item, a, b: f"{n} has {a} {item}. {m} has {b} more than {n}. "
+                                      f"How many {item} do they have together?", _more_paths),
+    Template("lose_find", ((10, 30), (1, 9), (1, 9)), lambda a, b, c: b < a,
+             lambda n, m, item, a, b, c: f"{n} has {a} {item}, loses {b} and then finds {c}. "
+                                         f"How many {item} does {n} have?", _lose_find_paths),
+    Template("rows", ((2, 9), (2, 9), (1, 20)), lambda a, b, c: True,
+             lambda n, m, item, a, b, c: f"{n} puts {item} in {a} rows of {b} and has {c} more. "
+                                         f"How many {item} are there?", _rows_paths),
 ]
+LEAD = ("First", "Then", "So")  # step i's lead-in ("So" for the last step of three)
 
 
 def split_of(template: str, numbers: tuple[int, ...]) -> str:
@@ -128,16 +118,40 @@ def split_of(template: str, numbers: tuple[int, ...]) -> str:
     return "heldout" if int.from_bytes(digest[:8], "big") / 2**64 < HELDOUT_SHARE else "train"
 
 
-def solution_text(steps: list[tuple[str, str, int]], answer: int) -> str:
-    return "\n".join(sentence for _, sentence, _ in steps) + f"\n#### {answer}"
+def step_text(i: int, n_steps: int, step: Step) -> str:
+    expr, value = step
+    lead = LEAD[min(i, len(LEAD) - 1)] if n_steps == 3 else LEAD[min(i, 1)]
+    return f"{lead} {expr} = <<{expr}={value}>>{value}."
+
+
+def solution_text(path: Path_) -> str:
+    """The GSM8K-style solution of one path: a line per step, then `#### <answer>`."""
+    lines = [step_text(i, len(path), s) for i, s in enumerate(path)]
+    return "\n".join(lines) + f"\n#### {path[-1][1]}"
+
+
+def distinct_paths(template: Template, numbers: tuple[int, ...]) -> list[Path_]:
+    """The template's paths for these numbers, each once (with equal numbers, a*b and b*a are one path)."""
+    paths: list[Path_] = []
+    for path in template.paths(*numbers):
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def answer_of(template: Template, numbers: tuple[int, ...]) -> int:
+    answers = {p[-1][1] for p in template.paths(*numbers)}
+    if len(answers) != 1:  # every path of a template must reach the same answer
+        raise AssertionError(f"{template.name}{numbers}: paths disagree: {answers}")
+    return answers.pop()
 
 
 @cache
 def key_space(split: str) -> dict[str, tuple[tuple[int, ...], ...]]:
-    """Every valid number tuple of every template that belongs to `split` (about 17k in all)."""
+    """Every valid number tuple of every template that belongs to `split` and has at least two distinct paths."""
     return {
         t.name: tuple(nums for nums in itertools.product(*(range(lo, hi + 1) for lo, hi in t.ranges))
-                      if t.valid(*nums) and split_of(t.name, nums) == split)
+                      if t.valid(*nums) and split_of(t.name, nums) == split and len(distinct_paths(t, nums)) > 1)
         for t in TEMPLATES
     }  # fmt: skip
 
@@ -145,9 +159,9 @@ def key_space(split: str) -> dict[str, tuple[tuple[int, ...], ...]]:
 def generate_problems(n: int, seed: int = 0, split: str = "train", with_keys: bool = False) -> list[dict]:
     """`n` distinct problems of `split` ({"question", "answer"}), the same for the same seed.
 
-    Templates are drawn uniformly (numbers without repetition within a template), so short one-step and
-    three-step problems are equally common. with_keys adds "template" and "numbers" (the problem's
-    identity) to each record. Asking for more problems than `split` has raises ValueError.
+    Templates are drawn uniformly (numbers without repetition within a template) and each gold solution is one
+    of its template's paths, drawn uniformly. with_keys adds "template", "numbers" (the problem's identity)
+    and "n_paths" to each record. Asking for more problems than `split` has raises ValueError.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
@@ -164,11 +178,14 @@ def generate_problems(n: int, seed: int = 0, split: str = "train", with_keys: bo
     by_name = {t.name: t for t in TEMPLATES}
     problems: list[dict] = []
     while len(problems) < n:
-        name = rng.choice([t for t in queues if queues[t]])
-        numbers = queues[name].pop()
-        question, steps, answer = by_name[name].render(rng.choice(NAMES), rng.choice(ITEMS), *numbers)
-        record: dict = {"question": question, "answer": solution_text(steps, answer)}
+        t = by_name[rng.choice([name for name in queues if queues[name]])]
+        numbers = queues[t.name].pop()
+        name, other = rng.sample(NAMES, 2)
+        paths = distinct_paths(t, numbers)
+        answer_of(t, numbers)
+        record: dict = {"question": t.question(name, other, rng.choice(ITEMS), *numbers),
+                        "answer": solution_text(rng.choice(paths))}  # fmt: skip
         if with_keys:
-            record.update(template=name, numbers=list(numbers))
+            record.update(template=t.name, numbers=list(numbers), n_paths=len(paths))
         problems.append(record)
     return problems

@@ -19,6 +19,7 @@ import torch
 from eval.math.evaluate import evaluate_samples, write_outputs
 from eval.math.generation import generate_samples, write_samples
 from eval.math.problems import load_problems
+from eval.stats import accuracy_with_interval, paired_difference
 from shared.distributed import broadcast_object, is_main
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ def evaluate_heldout(model, tokenizer, problems_file: Path, out_dir: Path, cfg: 
     if not is_main():
         return broadcast_object(None)
     results, summary = evaluate_samples(benchmark, problems, samples)
-    summary.update(problems_file=str(problems_file), seconds=round(time.monotonic() - start, 1))
+    summary.update(problems_file=str(problems_file), seconds=round(time.monotonic() - start, 1),
+                   ci95=accuracy_with_interval([r["passed"] for r in results])["ci95"])
     scratch = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(scratch, ignore_errors=True)
     write_samples(scratch / "samples.jsonl", samples)
@@ -81,10 +83,35 @@ def write_run_summary(run_dir: Path, after: dict[str, Any], before: dict[str, An
     """`<run>/eval/summary.json`: the trained model's held-out accuracy with the untrained model's beside it."""
     summary = {**after, "step": step,
                "untrained_accuracy": before["accuracy"] if before else None,
-               "untrained_n_correct": before["n_correct"] if before else None, **(extra or {})}  # fmt: skip
+               "untrained_n_correct": before["n_correct"] if before else None,
+               "untrained_ci95": before.get("ci95") if before else None, **(extra or {})}  # fmt: skip
     path = run_dir / "eval" / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+def heldout_verdicts(eval_dir: Path) -> dict[str, bool]:
+    """task_id -> correct, from an evaluation folder's results.jsonl (greedy: one sample per problem)."""
+    path = eval_dir / "results.jsonl"
+    verdicts: dict[str, bool] = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{line_no}: malformed results line ({e.msg})") from e
+        if row["task_id"] in verdicts:
+            raise ValueError(f"{path}:{line_no}: task {row['task_id']} graded twice; expected one greedy sample")
+        verdicts[str(row["task_id"])] = bool(row["passed"])
+    return verdicts
+
+
+def paired_comparison(before_dir: Path, after_dir: Path) -> dict[str, Any]:
+    """after - before on the same held-out problems, with its paired 95% interval (eval.stats)."""
+    before, after = heldout_verdicts(before_dir), heldout_verdicts(after_dir)
+    if set(before) != set(after):
+        raise ValueError(f"{before_dir} and {after_dir} graded different problems: no paired comparison")
+    ids = sorted(before)
+    return paired_difference([before[i] for i in ids], [after[i] for i in ids])

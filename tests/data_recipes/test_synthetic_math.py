@@ -3,7 +3,7 @@ import re
 import pytest
 
 from data_recipes.math_data import build_math_tiny
-from data_recipes.synthetic_math import TEMPLATES, generate_problems
+from data_recipes.synthetic_math import TEMPLATES, distinct_paths, generate_problems, solution_text
 
 ANNOTATION = re.compile(r"<<([^=<>]+)=(-?\d+)>>(-?\d+)")
 
@@ -51,3 +51,20 @@ def test_build_math_tiny_files(tmp_path):
     conv = json.loads(train[0])["messages"]
     assert [m["role"] for m in conv] == ["system", "user", "assistant"] and "####" in conv[2]["content"]
     assert set(json.loads(heldout[0])) == {"question", "answer"}
+
+
+def test_gold_is_one_of_several_paths_and_every_path_is_shown_somewhere():
+    problems = generate_problems(2000, seed=2, split="train", with_keys=True)
+    by_name = {t.name: t for t in TEMPLATES}
+    shown: dict[str, set[int]] = {t.name: set() for t in TEMPLATES}
+    for p in problems:
+        t, numbers = by_name[p["template"]], tuple(p["numbers"])
+        texts = [solution_text(path) for path in distinct_paths(t, numbers)]
+        assert p["n_paths"] == len(texts) >= 2 and len(set(texts)) == len(texts)
+        assert p["answer"] in texts  # the gold shows one path
+        if len(texts) == len(t.paths(*numbers)):
+            shown[t.name].add(texts.index(p["answer"]))
+    # Across the training set every path of every template is the gold somewhere: the model sees each way.
+    assert all(shown[t.name] == set(range(len(t.paths(*(lo + 1 + i for i, (lo, _) in enumerate(t.ranges))))))
+               for t in TEMPLATES if t.name != "lose_find")  # fmt: skip
+    assert shown["lose_find"] == {0, 1, 2}

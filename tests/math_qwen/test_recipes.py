@@ -40,13 +40,18 @@ def test_sft_then_rft_round(tmp_path):
     assert again["step"] == 3 and again["eval_after"] == result["eval_after"]
 
     rft_cfg = load_config(rft.Config, rft.DEFAULT_CONFIG,
-                          [*common, "rft.sampling.k=2", "rft.sampling.max_problems=8", "rft.sampling.max_new_tokens=12",
+                          [*common, "rft.sampling.k=2", "rft.sampling.max_problems=8", "rft.sampling.max_new_tokens=12", "rft.max_steps=3",
                            "rft.sampling.problems_per_chunk=3", "rft.sampling.batch_size=16"])  # fmt: skip
     (line,) = rft.run(rft_cfg)
     rft_dir = runs / "math-rft" / "t"
     assert json.loads((rft_dir / "rounds.jsonl").read_text()) == line
     assert line["round"] == 1 and line["problems"] == 8 and line["samples_drawn"] == 16
     assert 0.0 <= line["coverage"] <= 1.0 and line["accuracy_before"] == summary["accuracy"]
+    lo, hi = summary["ci95"]  # eval.stats' Wilson bound at 0 correct is 3e-17, not 0: compare with a tolerance
+    assert lo - 1e-12 <= summary["accuracy"] <= hi + 1e-12 and summary["untrained_ci95"] is not None
+    paired = line["paired_difference"]  # the same 6 held-out problems before and after the round
+    assert paired["n"] == 6 and paired["difference"] == pytest.approx(line["accuracy_after"] - line["accuracy_before"])
+    assert [s["samples"] for s in line["per_sampler"]] == [16]
     assert line["accuracy_after"] == json.loads((rft_dir / "eval" / "summary.json").read_text())["accuracy"]
     augmented = (rft_dir / "round-1" / "augmented.jsonl").read_text().splitlines()
     assert len(augmented) == line["distinct_paths_kept"]
