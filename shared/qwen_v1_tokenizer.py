@@ -15,12 +15,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 
-from shared.tokenizer import ENDOFTEXT, IM_END, IM_START, QWEN2_SPLIT_PATTERN, cache_root, wrap_tokenizer
+from shared.tokenizer import (
+    ENDOFTEXT,
+    IM_END,
+    IM_START,
+    QWEN2_SPLIT_PATTERN,
+    cache_root,
+    load_cached,
+    wrap_tokenizer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +126,9 @@ def load_v1_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     """tiktoken_to_fast, cached by the vocabulary file's hash."""
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     folder = cache_root() / "tokenizers" / f"qwen-v1-{digest}-v{_VERSION}"
-    if (folder / "tokenizer.json").exists():
-        return PreTrainedTokenizerFast.from_pretrained(str(folder))
-    log.info("converting %s to a byte-level BPE tokenizer (once; cached in %s)", path, folder)
-    fast = tiktoken_to_fast(path)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    fast.save_pretrained(str(tmp))
-    try:
-        tmp.replace(folder)
-    except OSError:  # another process won the race; its copy is identical
-        pass
-    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+    def convert() -> PreTrainedTokenizerFast:
+        log.info("converting %s to a byte-level BPE tokenizer (once; cached in %s)", path, folder)
+        return tiktoken_to_fast(path)
+
+    return load_cached(folder, convert)

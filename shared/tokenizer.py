@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
@@ -105,19 +106,23 @@ def tiny_tokenizer_dir(vocab_size: int = 4096) -> Path:
     return cache_root() / "tokenizers" / f"tiny-bpe-{vocab_size}-{key[:12]}"
 
 
+def load_cached(folder: Path, build: Callable[[], PreTrainedTokenizerFast]) -> PreTrainedTokenizerFast:
+    """The tokenizer saved in `folder`, built and saved there first when missing. The save goes to a private
+    folder renamed into place, so racing processes (ranks, tests) never read a half-written one."""
+    if not (folder / "tokenizer.json").exists():
+        tok = build()
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tok.save_pretrained(str(tmp))
+        try:
+            tmp.replace(folder)
+        except OSError:  # another process won the race; its copy is identical
+            pass
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
 def load_tiny_tokenizer(vocab_size: int = 4096) -> PreTrainedTokenizerFast:
     """The locally built tokenizer, trained once and then read from the cache."""
-    folder = tiny_tokenizer_dir(vocab_size)
-    if (folder / "tokenizer.json").exists():
-        return PreTrainedTokenizerFast.from_pretrained(str(folder))
-    tok = build_tiny_bpe(vocab_size)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    tok.save_pretrained(str(tmp))
-    try:
-        tmp.replace(folder)
-    except OSError:  # another process won the race; its copy is identical
-        pass
-    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    return load_cached(tiny_tokenizer_dir(vocab_size), lambda: build_tiny_bpe(vocab_size))
 
 
 def ensure_chat_template(tokenizer) -> None:

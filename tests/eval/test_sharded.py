@@ -7,10 +7,11 @@ import random
 import pytest
 import torch
 
-from eval.generate import HFEngine, Sampling, open_engine, stop_token_ids
+from eval.generate import Sampling, open_engine, stop_token_ids
 from eval.sharded import GenerationSpec, generate_tasks, make_blocks, sample_seed
 from shared.config import ModelConfig, TinyModelConfig
 from shared.modeling import load_model, load_tokenizer
+from tests.counting_engine import CountingEngine
 
 TASKS = [(f"t{i}", f"Question {i}: what is {i} plus {2 * i}?") for i in range(7)]
 SPEC = GenerationSpec(n=3, temperature=0.9, top_p=0.95, max_new_tokens=6, seed=11, batch_size=4, chat=True)
@@ -25,16 +26,6 @@ def tiny():
     tok = load_tokenizer(cfg)
     yield load_model(cfg, tok, precision="fp32", seed=0), tok
     torch.set_num_threads(threads)
-
-
-class CountingEngine(HFEngine):
-    """The real HF engine, counting the sequences it generates."""
-
-    generated = 0
-
-    def generate(self, texts, seeds, sampling):
-        self.generated += len(texts)
-        return super().generate(texts, seeds, sampling)
 
 
 def test_a_sample_depends_only_on_seed_task_and_index(tiny):

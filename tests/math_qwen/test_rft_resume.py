@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from eval.generate import HFEngine
 from math_qwen.data import SyntheticDataConfig, prepare_synthetic
 from math_qwen.rft_problems import read_problems
 from math_qwen.rft_sampling import SamplingConfig, read_finished, sample_problems
 from shared.config import ModelConfig, TinyModelConfig
 from shared.modeling import load_model, load_tokenizer
+from tests.counting_engine import CountingEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 N_PROBLEMS = 40
@@ -51,16 +51,6 @@ def setup(tmp_path_factory):
     prepared = prepare_synthetic(root / "data", SyntheticDataConfig(n_train=N_PROBLEMS, n_heldout=2))
     yield root, model, tok, prepared.train_files[0]
     torch.set_num_threads(threads)
-
-
-class CountingEngine(HFEngine):
-    """The real HF engine, counting the sequences it generates."""
-
-    generated = 0
-
-    def generate(self, texts, seeds, sampling):
-        self.generated += len(texts)
-        return super().generate(texts, seeds, sampling)
 
 
 def lines_of(path: Path) -> int:
