@@ -148,6 +148,10 @@ def standard_benchmarks() -> list[BenchmarkConfig]:
         # evaluation data, and execution feedback trains on them).
         BenchmarkConfig("mbpp", "mbpp/mbpp.jsonl", "google-research-datasets/mbpp", "full", "test", ["text", "code"],
                         [11, 510]),
+        # ... but MBPP+ (evalplus), which we also evaluate, is built on sanitized MBPP, whose 427 problems come from
+        # every split (170 outside 11-510): those are evaluation data too, training split or not.
+        BenchmarkConfig("mbpp-sanitized", "mbpp/sanitized-mbpp.json", "evalplus/mbppplus", None, "test",
+                        ["prompt", "code"]),
         *[BenchmarkConfig(f"humanevalpack-{lang}", f"humanevalpack/{lang}.jsonl", "bigcode/humanevalpack", cfg,
                           "test", code) for lang, cfg in pack],
         BenchmarkConfig("gsm8k-test", "gsm8k/test.jsonl", "openai/gsm8k", "main", "test", ["question"]),

@@ -52,7 +52,12 @@ def test_missing_benchmark_is_recorded_or_fatal(tmp_path):
 def test_all_standard_benchmarks_load_and_each_language_of_humanevalpack_is_caught(shared_data):
     data_dir = shared_data("humanevalpack", "rust.jsonl").parents[1]
     index = build_index(DecontaminationConfig(data_dir=str(data_dir), allow_hub=False, require_all=True))
-    assert len(index.loaded) == 10 and not index.missing
+    assert len(index.loaded) == 11 and not index.missing
+    # MBPP+ problems outside MBPP's test split (sanitized MBPP draws on every split) are evaluation data too
+    sanitized = json.loads((data_dir / "mbpp" / "sanitized-mbpp.json").read_text())
+    outside = [r for r in sanitized if not 11 <= r["task_id"] <= 510]
+    assert len(outside) == 170
+    assert all(index.matches("# exercise\n" + r["prompt"] + "\n" + r["code"]) is not None for r in outside)
     for lang in ("python", "javascript", "java", "go", "cpp", "rust"):
         rows = [json.loads(line) for line in (data_dir / "humanevalpack" / f"{lang}.jsonl").read_text().splitlines()]
         leaked = "// vendored helper\n" + rows[12]["prompt"] + rows[12]["canonical_solution"]
