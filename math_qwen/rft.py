@@ -54,6 +54,9 @@ class RFTConfig:
     max_steps: int | None = None
     # base: each round's SFT starts from the base model (RFT); current: from the model that sampled.
     train_from: str = "base"
+    # Peak learning rate of each round's SFT; None: train.optimizer.lr (a round continuing from the sampler
+    # usually wants less than a from-scratch SFT). The rest of train: (schedule, batch, seed) is the SFT's.
+    lr: float | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def validate(self) -> None:
@@ -61,6 +64,8 @@ class RFTConfig:
             raise ConfigError("rft.rounds must be >= 1")
         if self.train_from not in ("base", "current"):
             raise ConfigError("rft.train_from must be base or current")
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError("rft.lr must be > 0 (or null: train.optimizer.lr)")
         if self.sampling.k < 1 or self.sampling.temperature <= 0:
             raise ConfigError("rft.sampling.k must be >= 1 and rft.sampling.temperature > 0 (sampling, not greedy)")
 
@@ -74,6 +79,16 @@ def as_sft_config(cfg: Config, **changes: Any) -> sft.Config:
     """The SFT part of an RFT config (what math_qwen.sft would be run with)."""
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(sft.Config)}
     return dataclasses.replace(sft.Config(**fields), **changes)
+
+
+def round_sft_config(cfg: Config, run_name: str, sampler: Path) -> sft.Config:
+    """The SFT of a round that sampled with `sampler`: from the base or the sampler (rft.train_from), for
+    rft.max_steps at rft.lr, no untrained evaluation. Also what bench/rft_scaling.py trains its rows with."""
+    init = cfg.init_from if cfg.rft.train_from == "base" else str(sampler)
+    optimizer = dataclasses.replace(cfg.train.optimizer, lr=cfg.rft.lr or cfg.train.optimizer.lr)
+    train = dataclasses.replace(cfg.train, max_steps=cfg.rft.max_steps or cfg.train.max_steps, optimizer=optimizer)
+    return as_sft_config(cfg, run_name=run_name, init_from=init, train=train,
+                         eval=dataclasses.replace(cfg.eval, baseline=False))  # fmt: skip
 
 
 def first_sampler(cfg: Config) -> Path:
@@ -165,10 +180,7 @@ def run_round(cfg: Config, r: int, samplers: list[Path], prepared: PreparedData,
     pooled = pool(problems, records) if is_main() else []  # the records are rank 0's
     augmented.append(main_then_broadcast(lambda: write_augmented(round_dir / "augmented.jsonl",
                                                                  augmented_conversations(pooled))))
-    init = cfg.init_from if cfg.rft.train_from == "base" else str(sampler)
-    train = dataclasses.replace(cfg.train, max_steps=cfg.rft.max_steps or cfg.train.max_steps)
-    round_cfg = as_sft_config(cfg, run_name=f"{cfg.run_name}/round-{r}", init_from=init, train=train,
-                              eval=dataclasses.replace(cfg.eval, baseline=False))  # fmt: skip
+    round_cfg = round_sft_config(cfg, f"{cfg.run_name}/round-{r}", sampler)
     result = sft.run(round_cfg, RECIPE, PreparedData([*prepared.train_files, *augmented], prepared.heldout_file, None))
     after = result.get("eval_after")
     if not is_main():
@@ -183,7 +195,7 @@ def run_round(cfg: Config, r: int, samplers: list[Path], prepared: PreparedData,
             "accuracy_after": after["accuracy"] if after else None,
             "accuracy_after_ci95": after.get("ci95") if after else None, "paired_difference": paired,
             "n_heldout": after["n_problems"] if after else None, "sampler": str(sampler),
-            "trained_from": init or cfg.model.name_or_path, "export": result["export_dir"], "steps": result["step"],
+            "trained_from": round_cfg.init_from or cfg.model.name_or_path, "export": result["export_dir"], "steps": result["step"],
             "train_files": [str(p) for p in [*prepared.train_files, *augmented]],
             "seconds": round(time.monotonic() - start, 1)}  # fmt: skip
 
