@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from math_qwen import rft, sft
-from shared.config import load_config
+from shared.config import ConfigError, load_config
 
 CONFIGS = Path(sft.__file__).resolve().parent / "configs"
 PAPER = [(sft.Config, p) for p in sorted((CONFIGS / "sft").glob("*.yaml")) if p.stem != "tiny"]
@@ -40,3 +40,23 @@ def test_pins_section_5_1(cls, path):
 def test_tiny_defaults_mask_and_load(module):
     cfg = load_config(module.Config, module.DEFAULT_CONFIG)
     assert cfg.data.mask_system_and_user and cfg.model.name_or_path == "tiny" and not cfg.data.train_files
+
+
+@pytest.mark.parametrize("train_from", ["base", "current"])
+def test_round_sft_starts_where_train_from_says_with_the_round_lr_and_steps(train_from):
+    cfg = load_config(rft.Config, rft.DEFAULT_CONFIG, [f"rft.train_from={train_from}", "rft.lr=3e-4", "rft.max_steps=7",
+                                                       "train.optimizer.lr=5e-3", "train.max_steps=100"])  # fmt: skip
+    round_cfg = rft.round_sft_config(cfg, "tiny/round-1", Path("/sampler/export"))
+    assert round_cfg.init_from == (None if train_from == "base" else "/sampler/export")
+    assert (round_cfg.train.optimizer.lr, round_cfg.train.max_steps, round_cfg.eval.baseline) == (3e-4, 7, False)
+    assert round_cfg.run_name == "tiny/round-1" and round_cfg.train.optimizer.betas == cfg.train.optimizer.betas
+    # The sampler's own SFT keeps the SFT's learning rate and steps: rft.* changes only the rounds.
+    assert (rft.as_sft_config(cfg).train.optimizer.lr, rft.as_sft_config(cfg).train.max_steps) == (5e-3, 100)
+    unset = load_config(rft.Config, rft.DEFAULT_CONFIG, ["rft.lr=null", "rft.max_steps=null", "train.optimizer.lr=5e-3"])
+    defaults = rft.round_sft_config(unset, "r", Path("s")).train
+    assert (defaults.optimizer.lr, defaults.max_steps) == (5e-3, unset.train.max_steps)
+
+
+def test_round_lr_must_be_positive():
+    with pytest.raises(ConfigError, match="rft.lr"):
+        load_config(rft.Config, rft.DEFAULT_CONFIG, ["rft.lr=0"])
