@@ -145,18 +145,19 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
     def bars(rs):
         return [[r["accuracy"] - r["ci95"][0] for r in rs], [r["ci95"][1] - r["accuracy"] for r in rs]]
 
-    left.errorbar(ks, [r["accuracy"] for r in rft_rows], yerr=bars(rft_rows), marker="o", capsize=3, label="RFT")
+    left.errorbar(ks, [r["accuracy"] for r in rft_rows], yerr=bars(rft_rows), marker="o", capsize=3, color="C0", label="RFT")
     for r, style in zip(rows[:2], ("--", ":"), strict=True):
         left.axhline(r["accuracy"], color="grey", linestyle=style, label=r["model"])
     for r in rows:
         if r["model"].startswith("RFT-U"):
             left.errorbar([r["k"]], [r["accuracy"]], yerr=bars([r]), marker="*", markersize=12, capsize=3,
-                          linestyle="none", label=r["model"])  # fmt: skip
-            right.plot([r["k"]], [r["distinct_paths_kept"]], marker="*", markersize=12, linestyle="none", label=r["model"])
+                          linestyle="none", color="C1", label=r["model"])  # fmt: skip
+            right.plot([r["k"]], [r["distinct_paths_kept"]], marker="*", markersize=12, linestyle="none", color="C1",
+                       label=r["model"])  # fmt: skip
     left.set_xscale("log", base=2)
     left.set(xlabel="k (samples per problem)", ylabel="held-out accuracy", title="accuracy vs k")
     left.legend(fontsize=8)
-    right.plot(ks, [r["distinct_paths_kept"] for r in rft_rows], marker="o", label="RFT")
+    right.plot(ks, [r["distinct_paths_kept"] for r in rft_rows], marker="o", color="C0", label="RFT")
     right.set_xscale("log", base=2)
     right.set(xlabel="k (samples per problem)", ylabel="distinct paths kept", title="new reasoning paths")
     right.legend(fontsize=8)
