@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from math_qwen import rft, sft  # noqa: E402
 from math_qwen.data import PreparedData, prepare_data  # noqa: E402
-from math_qwen.heldout_eval import paired_comparison  # noqa: E402
+from math_qwen.heldout_eval import paired_comparison, read_summary  # noqa: E402
 from math_qwen.rft_data import augmented_conversations, pool, round_stats, write_augmented  # noqa: E402
 from math_qwen.rft_problems import read_problems  # noqa: E402
 from math_qwen.rft_sampling import sample_problems  # noqa: E402
@@ -70,7 +70,8 @@ def first_k(records: dict[str, dict], k: int) -> dict[str, dict]:
 
 
 def summary_row(label: str, k: int | None, eval_dir: Path, compare: dict[str, Path]) -> dict[str, Any]:
-    s = json.loads((eval_dir / "summary.json").read_text())
+    s = read_summary(eval_dir)
+    assert s is not None, f"no held-out summary in {eval_dir}"
     return {"model": label, "k": k, "accuracy": s["accuracy"], "ci95": s["ci95"], "n_heldout": s["n_problems"],
             "eval_dir": str(eval_dir), **{f"vs_{n}": paired_comparison(d, eval_dir) for n, d in compare.items()}}  # fmt: skip
 
